@@ -1,0 +1,494 @@
+"""The public estimator: :class:`DALLMiClassifier`."""
+
+import copy
+import numbers
+import os
+import warnings
+
+import numpy as np
+import torch
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._validation import check_labels, check_texts, check_threshold
+from .loss import DALLMiLoss
+from .metrics import macro_average_precision
+from .models import load_encoder, load_tokenizer, resolve_model
+from .module import EncoderClassifier
+from .net import DALLMiNet, TokenizedDataset
+from .text import tokenize
+
+__all__ = ["DALLMiClassifier"]
+
+_PREDICT_CHUNK = 8192
+
+
+def _resolve_device(device):
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class DALLMiClassifier(ClassifierMixin, BaseEstimator):
+    """Multi-label text classifier trained from partial positive labels.
+
+    Fine-tunes a BERT-family encoder with DALLMi (Betianu et al., PAKDD
+    2024): a per-label variational positive-unlabeled loss, MixUp on word
+    embeddings and label-balanced batches. Labels whose column holds no
+    ``-1`` are trained with plain binary cross-entropy, so source-domain
+    (fully labelled) and target-domain (partially labelled) rows can be
+    fitted together or one after the other.
+
+    Parameters
+    ----------
+    model : None, str or os.PathLike, default=None
+        The encoder: None for the embedded ``all-MiniLM-L6-v2`` (offline), a
+        local Hugging Face model directory, or a hub name (only online).
+    max_length : int, default=128
+        Texts are truncated to this many tokens.
+    batch_size : int, default=32
+        Training batch size, label-balanced rows included; inference uses
+        twice as many.
+    max_epochs : int, default=3
+        Epochs of ``fit``; ``partial_fit`` trains one.
+    lr : float, default=5e-5
+        AdamW learning rate.
+    weight_decay : float, default=0.01
+        AdamW weight decay.
+    mixup_alpha : float, default=0.3
+        The mixing weight of MixUp follows ``Beta(mixup_alpha, mixup_alpha)``.
+    mixup_weight : float, default=0.1
+        Weight ``lambda`` of the MixUp term; 0 switches MixUp (and its extra
+        forward pass) off.
+    positive_fraction : float, default=0.25
+        Share ``rho`` of each batch drawn label-balanced (one observed
+        positive per label in turn), in ``[0, 1)``.
+    pooling : {"mean", "cls"}, default="mean"
+        How token states become one vector.
+    dropout : float, default=0.1
+        Dropout before the linear head.
+    scale_quantile : float, default=0.99
+        For each PU label, the quantile of the network's output over the
+        label's positive and unknown training entries that is taken as the
+        probability scale ``s`` (VPU uses the maximum); see Notes.
+    objective : {"dallmi", "published"}, default="dallmi"
+        ``"published"`` is the authors' published norm loss with a MixUp
+        term that carries no gradient; it exists as an ablation anchor.
+    threshold : float or array-like of shape (n_labels,), default=0.5
+        Decision threshold of ``predict`` on ``predict_proba``.
+    device : str, default="auto"
+        ``"auto"`` takes CUDA when available, else the CPU; or any torch
+        device string. On CUDA the forward passes run under bf16 autocast.
+    random_state : int, numpy.random.RandomState or None, default=None
+        Seeds the head's initialisation, dropout, the batch sampler and
+        MixUp. With an int and the CPU, results are reproducible.
+    verbose : int, default=0
+        0 silent, 1 a line per epoch, 2 also a progress bar.
+    warm_start : bool, default=False
+        If true, ``fit`` continues training the fitted network instead of
+        starting from the encoder again.
+
+    Attributes
+    ----------
+    classes_ : list of numpy.ndarray or numpy.ndarray
+        For a 2-D ``y``: one ``array([0, 1])`` per label (the multi-output
+        layout that scikit-learn's scorers read as multi-label). For a 1-D
+        ``y``: ``array([0, 1])``.
+    n_labels_ : int
+        Number of labels ``L``.
+    pu_labels_ : numpy.ndarray of shape (n_labels,), dtype bool
+        Labels trained in PU mode by the last call to ``fit`` or
+        ``partial_fit`` (their column held a ``-1``).
+    proba_shift_ : numpy.ndarray of shape (n_labels,)
+        Subtracted from the logits before the sigmoid of ``predict_proba``;
+        zero for supervised labels.
+    n_positives_ : numpy.ndarray of shape (n_labels,)
+        Observed positives seen in training, summed over calls.
+    n_epochs_ : int
+        Epochs trained so far.
+    net_ : skorch.NeuralNet
+        The trained network.
+    tokenizer_ : transformers.PreTrainedTokenizerBase
+    history_ : skorch.History
+        Per-epoch training log, with the loss terms ``train_variational``,
+        ``train_mixup`` and ``train_bce``.
+    device_ : str
+        The device used.
+
+    See Also
+    --------
+    sklearn_dallmi.metrics.macro_average_precision : The metric of ``score``.
+
+    Notes
+    -----
+    The label matrix ``y`` holds ``1`` (observed positive), ``0`` (known
+    negative) and ``-1`` (unknown). A label whose column holds a ``-1`` is
+    trained with the variational loss over its positives against all its
+    positive and unknown entries, plus MixUp, plus BCE on its known
+    negatives; other labels with BCE.
+
+    The variational loss makes the output ``Phi`` proportional to the
+    posterior, not equal to it. ``predict_proba`` returns
+    ``sigmoid(z - logit(s / 2))`` for a PU label, a strictly increasing map
+    that puts 0.5 where ``Phi = s / 2``, which is VPU's decision rule
+    ``Phi / s >= 0.5`` without clipping (ties would hurt rankings).
+
+    References
+    ----------
+    .. [1] Betianu, Malan, Aldinucci, Birke, Chen. "DALLMi: Domain Adaption
+       for LLM-based Multi-label Classifier." PAKDD 2024, arXiv:2405.01883.
+    .. [2] Chen, Liu, Wang, Zhao, Wu. "A Variational Approach for Learning
+       from Positive and Unlabeled Data." NeurIPS 2020.
+
+    Examples
+    --------
+    >>> from sklearn_dallmi import DALLMiClassifier
+    >>> texts = ["need water", "roads flooded", "thank you", "water and food"]
+    >>> y = [[1, -1], [-1, 1], [0, 0], [-1, -1]]
+    >>> clf = DALLMiClassifier(max_epochs=1, random_state=0)  # doctest: +SKIP
+    >>> clf.fit(texts, y).predict_proba(["no water"]).shape  # doctest: +SKIP
+    (1, 2)
+    """
+
+    _parameter_constraints = {
+        "model": [None, str, os.PathLike],
+        "max_length": [Interval(numbers.Integral, 2, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 2, None, closed="left")],
+        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
+        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "mixup_alpha": [Interval(numbers.Real, 0, None, closed="neither")],
+        "mixup_weight": [Interval(numbers.Real, 0, None, closed="left")],
+        "positive_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
+        "pooling": [StrOptions({"mean", "cls"})],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "scale_quantile": [Interval(numbers.Real, 0, 1, closed="right")],
+        "objective": [StrOptions({"dallmi", "published"})],
+        "threshold": [Interval(numbers.Real, 0, 1, closed="both"), "array-like"],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        model=None,
+        *,
+        max_length=128,
+        batch_size=32,
+        max_epochs=3,
+        lr=5e-5,
+        weight_decay=0.01,
+        mixup_alpha=0.3,
+        mixup_weight=0.1,
+        positive_fraction=0.25,
+        pooling="mean",
+        dropout=0.1,
+        scale_quantile=0.99,
+        objective="dallmi",
+        threshold=0.5,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.model = model
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.mixup_alpha = mixup_alpha
+        self.mixup_weight = mixup_weight
+        self.positive_fraction = positive_fraction
+        self.pooling = pooling
+        self.dropout = dropout
+        self.scale_quantile = scale_quantile
+        self.objective = objective
+        self.threshold = threshold
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X, y):
+        """Train on texts and a label matrix in ``{1, 0, -1}``.
+
+        Parameters
+        ----------
+        X : sequence of str of length n_samples
+            Texts (a list, a 1-D array or a pandas Series).
+        y : array-like of shape (n_samples, n_labels) or (n_samples,)
+            ``1`` observed positive, ``0`` known negative, ``-1`` unknown.
+
+        Returns
+        -------
+        self : DALLMiClassifier
+            The fitted estimator.
+        """
+        self._validate_params()
+        texts = check_texts(X)
+        Y, binary = check_labels(y, len(texts))
+        continuing = self.warm_start and hasattr(self, "net_")
+        if continuing:
+            self._check_n_labels(Y, binary)
+        return self._train(texts, Y, binary, self.max_epochs, continuing)
+
+    def partial_fit(self, X, y):
+        """Train one more epoch, starting from the fitted model if there is one.
+
+        Typical use: ``fit`` on the source domain, then ``partial_fit`` on
+        the partially labelled target domain. The label modes (PU or
+        supervised) are decided from the ``y`` of this call.
+
+        Parameters
+        ----------
+        X : sequence of str of length n_samples
+        y : array-like of shape (n_samples, n_labels) or (n_samples,)
+            Must have as many labels as the fitted model.
+
+        Returns
+        -------
+        self : DALLMiClassifier
+        """
+        self._validate_params()
+        texts = check_texts(X)
+        Y, binary = check_labels(y, len(texts))
+        continuing = hasattr(self, "net_")
+        if continuing:
+            self._check_n_labels(Y, binary)
+        return self._train(texts, Y, binary, 1, continuing)
+
+    def _check_n_labels(self, Y, binary):
+        if Y.shape[1] != self.n_labels_ or binary != self._binary:
+            expected = "a 1-D y" if self._binary else f"{self.n_labels_} label columns"
+            got = "a 1-D y" if binary else f"{Y.shape[1]} label columns"
+            raise ValueError(f"y has {got}, but the fitted model has {expected}.")
+
+    def _seed(self, n_epochs_done):
+        rs = self.random_state
+        if rs is None:
+            base = int(np.random.randint(2**31 - 1))
+        elif isinstance(rs, numbers.Integral):
+            base = int(rs)
+        else:
+            base = int(rs.randint(2**31 - 1))
+        return int(np.random.SeedSequence([base, n_epochs_done]).generate_state(1)[0])
+
+    def _build_net(self, name_or_path, n_labels, seed, device):
+        tokenizer = load_tokenizer(name_or_path)
+        if tokenizer.pad_token_id is None:
+            raise ValueError(f"The tokenizer of {name_or_path!r} has no padding token.")
+        module = EncoderClassifier(
+            load_encoder(name_or_path), n_labels, pooling=self.pooling, dropout=self.dropout
+        )
+        callbacks = []
+        if self.verbose >= 2:
+            from skorch.callbacks import ProgressBar
+
+            callbacks.append(("progress_bar", ProgressBar()))
+        net = DALLMiNet(
+            module,
+            DALLMiLoss(n_labels, mixup_weight=self.mixup_weight, objective=self.objective),
+            pad_id=tokenizer.pad_token_id,
+            mixup_alpha=self.mixup_alpha,
+            positive_fraction=self.positive_fraction,
+            seed=seed,
+            optimizer=torch.optim.AdamW,
+            optimizer__weight_decay=self.weight_decay,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            device=device,
+            verbose=int(self.verbose >= 1),
+            callbacks=callbacks,
+        )
+        net.initialize()
+        return tokenizer, net
+
+    def _train(self, texts, Y, binary, epochs, continuing):
+        device = _resolve_device(self.device)
+        n_epochs_done = self.n_epochs_ if continuing else 0
+        seed = self._seed(n_epochs_done)
+        n_positives = (Y == 1).sum(axis=0)
+        if continuing:
+            n_positives = n_positives + self.n_positives_
+        missing = np.flatnonzero(n_positives == 0)
+        if missing.size:
+            warnings.warn(
+                f"Labels {missing.tolist()} have no observed positive: they cannot be "
+                "learned and will be predicted 0.",
+                UserWarning,
+                stacklevel=3,
+            )
+        fork_devices = [torch.device(device)] if device.startswith("cuda") else []
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(seed)
+            if continuing:
+                tokenizer = self.tokenizer_
+                # Train a copy, so that an error or an interrupt leaves the
+                # fitted model as it was.
+                net = copy.deepcopy(self.net_)
+                net.set_params(
+                    lr=self.lr, batch_size=self.batch_size, verbose=int(self.verbose >= 1)
+                )
+                net.criterion_.mixup_weight = self.mixup_weight
+                net.criterion_.objective = self.objective
+                net.mixup_alpha = self.mixup_alpha
+                net.positive_fraction = self.positive_fraction
+            else:
+                tokenizer, net = self._build_net(
+                    resolve_model(self.model), Y.shape[1], seed, device
+                )
+            ids = tokenize(tokenizer, texts, self.max_length)
+            pu = (Y == -1).any(axis=0)
+            net.criterion_.set_pu_labels(pu)
+            dataset = TokenizedDataset(ids, Y.astype(np.float32))
+            if epochs > 0:
+                net.notify("on_train_begin", X=dataset, y=None)
+                net.fit_loop(dataset, None, epochs=epochs)
+                net.notify("on_train_end", X=dataset, y=None)
+            shift = self._proba_shift(net, ids, Y, pu)
+
+        self.net_ = net
+        self.tokenizer_ = tokenizer
+        self.device_ = device
+        self.n_labels_ = Y.shape[1]
+        self._binary = binary
+        self.classes_ = (
+            np.array([0, 1]) if binary else [np.array([0, 1]) for _ in range(Y.shape[1])]
+        )
+        self.pu_labels_ = pu
+        self.proba_shift_ = shift
+        self.n_positives_ = n_positives
+        self.n_epochs_ = n_epochs_done + epochs
+        return self
+
+    def _proba_shift(self, net, ids, Y, pu):
+        shift = np.zeros(Y.shape[1])
+        anchor = (Y != 0) & pu
+        rows = np.flatnonzero(anchor.any(axis=1))
+        if rows.size == 0:
+            return shift
+        logits = net.predict_logits([ids[i] for i in rows], 2 * self.batch_size)
+        phi = expit(logits.astype(np.float64))
+        for label in np.flatnonzero(pu & (Y == 1).any(axis=0)):
+            values = phi[anchor[rows, label], label]
+            s = np.clip(np.quantile(values, self.scale_quantile), 1e-6, 1.0)
+            shift[label] = np.log(s / 2) - np.log1p(-s / 2)
+        return shift
+
+    # -------------------------------------------------------------- predict
+
+    @property
+    def history_(self):
+        """Training history of the network (a :class:`skorch.History`)."""
+        check_is_fitted(self, "net_")
+        return self.net_.history
+
+    def _logits(self, X):
+        check_is_fitted(self, "net_")
+        texts = check_texts(X)
+        out = np.empty((len(texts), self.n_labels_), dtype=np.float32)
+        for start in range(0, len(texts), _PREDICT_CHUNK):
+            ids = tokenize(self.tokenizer_, texts[start:start + _PREDICT_CHUNK], self.max_length)
+            out[start:start + len(ids)] = self.net_.predict_logits(ids, 2 * self.batch_size)
+        return out
+
+    def decision_function(self, X):
+        """Log-odds of :meth:`predict_proba`.
+
+        These are the network's logits, shifted per PU label by the
+        probability scale (see Notes of the class).
+
+        Parameters
+        ----------
+        X : sequence of str
+
+        Returns
+        -------
+        scores : numpy.ndarray of shape (n_samples, n_labels) or (n_samples,)
+            ``(n_samples,)`` when the model was fitted on a 1-D ``y``.
+        """
+        scores = self._logits(X).astype(np.float64) - self.proba_shift_
+        scores[:, self.n_positives_ == 0] = -np.inf
+        return scores[:, 0] if self._binary else scores
+
+    def predict_proba(self, X):
+        """Probability of each label.
+
+        Parameters
+        ----------
+        X : sequence of str
+
+        Returns
+        -------
+        proba : numpy.ndarray of shape (n_samples, n_labels)
+            One column per label. For a model fitted on a 1-D ``y``, shape
+            ``(n_samples, 2)`` with the columns of ``classes_``.
+        """
+        scores = self.decision_function(X)
+        proba = expit(scores)
+        if self._binary:
+            return np.column_stack([1 - proba, proba])
+        return proba
+
+    def predict(self, X):
+        """Labels in ``{0, 1}``: ``predict_proba >= threshold``.
+
+        Parameters
+        ----------
+        X : sequence of str
+
+        Returns
+        -------
+        labels : numpy.ndarray of shape (n_samples, n_labels) or (n_samples,)
+        """
+        check_is_fitted(self, "net_")
+        threshold = check_threshold(self.threshold, self.n_labels_)
+        proba = self.predict_proba(X)
+        if self._binary:
+            return (proba[:, 1] >= threshold[0]).astype(int)
+        return (proba >= threshold).astype(int)
+
+    def score(self, X, y, sample_weight=None):
+        """Macro average precision of :meth:`predict_proba` against ``y``.
+
+        Unknown entries (``-1``) count as negatives and labels without a
+        positive in ``y`` are left out. On partially labelled data this
+        underestimates the AP on true labels, but under the SCAR
+        assumption it ranks models the same way, which is what model
+        selection needs.
+
+        Parameters
+        ----------
+        X : sequence of str
+        y : array-like of shape (n_samples, n_labels) or (n_samples,)
+            Labels in ``{1, 0, -1}``.
+        sample_weight : None
+            Not supported.
+
+        Returns
+        -------
+        score : float
+        """
+        if sample_weight is not None:
+            raise ValueError("score does not support sample_weight.")
+        texts = check_texts(X)
+        Y, binary = check_labels(y, len(texts))
+        proba = self.predict_proba(texts)
+        return macro_average_precision(Y, proba[:, 1] if binary else proba)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        tags.classifier_tags.multi_label = True
+        tags.target_tags.multi_output = True
+        tags.non_deterministic = False
+        return tags

@@ -1,0 +1,252 @@
+"""The DALLMi criterion: variational PU loss, MixUp consistency and BCE.
+
+Every function here is pure torch on already computed logits, so the
+mathematics can be tested without an encoder. The label matrix follows the
+package convention: ``1`` observed positive, ``0`` known negative, ``-1``
+unknown.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "variational_loss",
+    "mixup_loss",
+    "known_entries_bce",
+    "published_norm_loss",
+    "draw_mixup_partners",
+    "DALLMiLoss",
+]
+
+_GAMMA_EPS = 1e-6
+
+
+def _zero(logits):
+    # A zero that stays in the autograd graph, so ``backward`` never fails.
+    return logits.sum() * 0.0
+
+
+def variational_loss(logits, y, pu_labels):
+    """Variational PU loss (VPU) averaged over the PU labels of a batch.
+
+    For each PU label ``l`` with at least one observed positive in the batch,
+    ``logsumexp_{i in A_l} log sigmoid(z_il) - log |A_l| - mean_{i in P_l}
+    log sigmoid(z_il)``, where ``P_l`` are the rows with ``y = 1`` and
+    ``A_l`` the rows with ``y`` in ``{1, -1}``. Labels without a positive in
+    the batch are skipped.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (n_rows, n_labels)
+        Raw scores ``z``.
+    y : torch.Tensor of shape (n_rows, n_labels)
+        Labels in ``{1, 0, -1}``.
+    pu_labels : torch.Tensor of shape (n_labels,), dtype bool
+        Which labels are trained in PU mode.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        A scalar; zero (with a gradient path) when no PU label has a positive
+        in the batch.
+    """
+    log_phi = F.logsigmoid(logits)
+    pos = (y == 1) & pu_labels
+    anchor = (y != 0) & pu_labels
+    n_pos = pos.sum(0)
+    active = n_pos > 0
+    if not bool(active.any()):
+        return _zero(logits)
+    neg_inf = torch.finfo(log_phi.dtype).min
+    log_mean_all = torch.logsumexp(
+        log_phi.masked_fill(~anchor, neg_inf), dim=0
+    ) - torch.log(anchor.sum(0).clamp(min=1).to(log_phi.dtype))
+    mean_log_pos = (log_phi * pos).sum(0) / n_pos.clamp(min=1)
+    per_label = log_mean_all - mean_log_pos
+    return per_label[active].mean()
+
+
+def mixup_loss(mix_logits, main_logits, y, partner, gamma, pu_labels):
+    """MixUp consistency term of VPU, for every PU label at once.
+
+    Row ``u`` of the batch was mixed with its partner ``p = partner[u]`` as
+    ``gamma[u] * E(p) + (1 - gamma[u]) * E(u)``. For every PU label ``k`` on
+    which ``p`` is an observed positive, the target is
+    ``log(gamma + (1 - gamma) * sigmoid(z_k(u)))`` and the penalty is its
+    squared distance to ``log sigmoid(z_k(mix))``.
+
+    Parameters
+    ----------
+    mix_logits : torch.Tensor of shape (n_rows, n_labels)
+        Logits of the mixed inputs.
+    main_logits : torch.Tensor of shape (n_rows, n_labels)
+        Logits of the unmixed batch; the target is not detached.
+    y : torch.Tensor of shape (n_rows, n_labels)
+        Labels of the unmixed batch in ``{1, 0, -1}``.
+    partner : torch.Tensor of shape (n_rows,), dtype long
+        Index in the batch of each row's positive partner.
+    gamma : torch.Tensor of shape (n_rows,)
+        Mixing weight of the partner, in ``[0, 1]``.
+    pu_labels : torch.Tensor of shape (n_labels,), dtype bool
+        Which labels are trained in PU mode.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Mean squared log difference over the masked entries (zero when there
+        is none).
+    """
+    mask = (y[partner] == 1) & pu_labels
+    if not bool(mask.any()):
+        return _zero(mix_logits)
+    g = gamma.to(main_logits.dtype).clamp(_GAMMA_EPS, 1 - _GAMMA_EPS).unsqueeze(1)
+    target = torch.logaddexp(torch.log(g), torch.log1p(-g) + F.logsigmoid(main_logits))
+    diff = (target - F.logsigmoid(mix_logits)) ** 2
+    return (diff * mask).sum() / mask.sum()
+
+
+def known_entries_bce(logits, y, pu_labels):
+    """Binary cross-entropy over the entries whose label is known.
+
+    These are all entries of supervised labels and the known negatives
+    (``y = 0``) of PU labels. Observed positives of PU labels belong to the
+    variational term instead.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (n_rows, n_labels)
+    y : torch.Tensor of shape (n_rows, n_labels)
+    pu_labels : torch.Tensor of shape (n_labels,), dtype bool
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Mean BCE over the selected entries (zero when there is none).
+    """
+    mask = ((y == 0) | ((y == 1) & ~pu_labels)).to(logits.dtype)
+    if not bool(mask.any()):
+        return _zero(logits)
+    target = (y == 1).to(logits.dtype)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (bce * mask).sum() / mask.sum()
+
+
+def published_norm_loss(logits, y, pu_labels):
+    """The authors' published "norm" objective, kept as an ablation anchor.
+
+    Per PU label, ``mean_{i in U_l} sigmoid(z_il) - ||sigmoid(z_{P_l})||_2``
+    summed over labels, where ``U_l`` are the unknown rows. It is not
+    scale-invariant and uses an L2 norm rather than a mean; see
+    ``REFERENCE.md`` section 2, item 4.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (n_rows, n_labels)
+    y : torch.Tensor of shape (n_rows, n_labels)
+    pu_labels : torch.Tensor of shape (n_labels,), dtype bool
+
+    Returns
+    -------
+    loss : torch.Tensor
+    """
+    phi = torch.sigmoid(logits)
+    pos = ((y == 1) & pu_labels).to(phi.dtype)
+    unl = ((y == -1) & pu_labels).to(phi.dtype)
+    mean_unl = (phi * unl).sum(0) / unl.sum(0).clamp(min=1)
+    norm_pos = torch.sqrt(((phi * pos) ** 2).sum(0) + 1e-12) * (pos.sum(0) > 0)
+    return (mean_unl - norm_pos).sum()
+
+
+def draw_mixup_partners(y, pu_labels, alpha, rng):
+    """Draw a positive partner and a mixing weight for every row of a batch.
+
+    Each row draws, uniformly, a PU label that has an observed positive in
+    the batch, then one of that label's positives, and ``gamma ~ Beta(alpha,
+    alpha)``.
+
+    Parameters
+    ----------
+    y : numpy.ndarray of shape (n_rows, n_labels)
+        Labels in ``{1, 0, -1}``.
+    pu_labels : numpy.ndarray of shape (n_labels,), dtype bool
+        Which labels are trained in PU mode.
+    alpha : float
+        Beta distribution parameter, > 0.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    partner : numpy.ndarray of shape (n_rows,) or None
+        Batch index of each row's partner; None when no PU label has a
+        positive in the batch (no MixUp for this batch).
+    gamma : numpy.ndarray of shape (n_rows,) or None
+    """
+    pos = (y == 1) & pu_labels
+    labels = np.flatnonzero(pos.any(axis=0))
+    if labels.size == 0:
+        return None, None
+    n = y.shape[0]
+    chosen = labels[rng.integers(0, labels.size, size=n)]
+    partner = np.empty(n, dtype=np.int64)
+    for label in np.unique(chosen):
+        rows = np.flatnonzero(chosen == label)
+        candidates = np.flatnonzero(pos[:, label])
+        partner[rows] = candidates[rng.integers(0, candidates.size, size=rows.size)]
+    gamma = rng.beta(alpha, alpha, size=n)
+    return partner, gamma
+
+
+class DALLMiLoss(torch.nn.Module):
+    """The full DALLMi training objective as a skorch criterion.
+
+    ``total = variational + mixup_weight * mixup + known-entry BCE``, or with
+    ``objective="published"`` the authors' norm loss with a MixUp term that
+    carries no gradient.
+
+    Parameters
+    ----------
+    n_labels : int
+        Number of labels.
+    mixup_weight : float, default=0.1
+        Weight ``lambda`` of the MixUp term.
+    objective : {"dallmi", "published"}, default="dallmi"
+        Which objective to compute.
+    """
+
+    def __init__(self, n_labels, mixup_weight=0.1, objective="dallmi"):
+        super().__init__()
+        self.mixup_weight = mixup_weight
+        self.objective = objective
+        self.register_buffer("pu_labels", torch.zeros(n_labels, dtype=torch.bool))
+
+    def set_pu_labels(self, pu_labels):
+        """Set which labels are trained in PU mode (decided once per fit)."""
+        self.pu_labels.copy_(torch.as_tensor(np.asarray(pu_labels), dtype=torch.bool))
+
+    def forward(self, logits, y, mix_logits=None, partner=None, gamma=None):
+        """Compute the loss and its terms.
+
+        Returns
+        -------
+        total : torch.Tensor
+            The scalar to minimise.
+        terms : dict of str to torch.Tensor
+            ``variational``, ``mixup`` and ``bce``, detached.
+        """
+        logits = logits.float()
+        pu = self.pu_labels
+        bce = known_entries_bce(logits, y, pu)
+        if mix_logits is not None:
+            mix = mixup_loss(mix_logits.float(), logits, y, partner, gamma, pu)
+        else:
+            mix = _zero(logits)
+        if self.objective == "published":
+            main = published_norm_loss(logits, y, pu)
+            total = main + self.mixup_weight * mix.detach() + bce
+        else:
+            main = variational_loss(logits, y, pu)
+            total = main + self.mixup_weight * mix + bce
+        terms = {"variational": main.detach(), "mixup": mix.detach(), "bce": bce.detach()}
+        return total, terms
+

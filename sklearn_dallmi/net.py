@@ -1,0 +1,173 @@
+"""The private skorch network behind :class:`~sklearn_dallmi.DALLMiClassifier`.
+
+It overrides two of skorch's hooks: ``get_iterator`` (label-balanced batches
+with per-batch padding) and ``train_step_single`` (the main forward, one
+mixed forward for MixUp on word embeddings, and the DALLMi criterion).
+"""
+
+import contextlib
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import PassthroughScoring
+from skorch.utils import to_device
+
+from .loss import draw_mixup_partners
+from .sampling import LabelBalancedSampler
+from .text import collate, length_sorted_batches
+
+LOSS_TERMS = ("variational", "mixup", "bce")
+
+
+class TokenizedDataset(torch.utils.data.Dataset):
+    """Token ids of every text and, for training, the label matrix."""
+
+    def __init__(self, ids, y=None):
+        self.ids = ids
+        self.y = y
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        return self.ids[i], (None if self.y is None else self.y[i])
+
+
+class _BalancedIterator:
+    """Label-balanced training batches; one pass of ``iter`` is one epoch."""
+
+    def __init__(self, dataset, sampler, pad_id):
+        self.dataset = dataset
+        self.sampler = sampler
+        self.pad_id = pad_id
+
+    def __iter__(self):
+        for rows in self.sampler:
+            yield (
+                collate(self.dataset.ids, rows, self.pad_id),
+                torch.from_numpy(self.dataset.y[rows]),
+            )
+
+    def __len__(self):
+        return len(self.sampler)
+
+
+class DALLMiNet(NeuralNet):
+    """skorch network training an :class:`EncoderClassifier` with DALLMi.
+
+    Parameters
+    ----------
+    module, criterion, optimizer, lr, max_epochs, batch_size, device, verbose
+        As in :class:`skorch.NeuralNet`; ``criterion`` is a
+        :class:`~sklearn_dallmi.loss.DALLMiLoss`.
+    pad_id : int
+        The tokenizer's padding id.
+    mixup_alpha : float
+        Parameter of the Beta distribution of the mixing weight.
+    positive_fraction : float
+        Share of each training batch drawn label-balanced.
+    seed : int
+        Seeds the sampler and the MixUp draws.
+    **kwargs
+        Passed to :class:`skorch.NeuralNet`.
+    """
+
+    def __init__(self, module, criterion, *, pad_id, mixup_alpha, positive_fraction,
+                 seed, **kwargs):
+        kwargs.setdefault("train_split", None)
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        callbacks += [
+            (f"train_{term}", PassthroughScoring(name=f"train_{term}", on_train=True))
+            for term in LOSS_TERMS
+        ]
+        super().__init__(module, criterion, callbacks=callbacks, **kwargs)
+        self.pad_id = pad_id
+        self.mixup_alpha = mixup_alpha
+        self.positive_fraction = positive_fraction
+        self.seed = seed
+        self.rng_ = np.random.default_rng(seed)
+
+    @property
+    def pu_labels(self):
+        """Boolean mask of the labels trained in PU mode."""
+        return self.criterion_.pu_labels.cpu().numpy()
+
+    def autocast(self):
+        """bf16 autocast on CUDA; nothing elsewhere."""
+        if str(self.device).startswith("cuda"):
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def get_iterator(self, dataset, training=False):
+        if not training:
+            raise NotImplementedError("Inference goes through predict_logits.")
+        positives = dataset.y == 1
+        sampler = LabelBalancedSampler(
+            positives, self.batch_size, self.positive_fraction,
+            random_state=int(self.rng_.integers(2**63 - 1)),
+        )
+        return _BalancedIterator(dataset, sampler, self.pad_id)
+
+    def _mixup_inputs(self, y_cpu):
+        criterion = self.criterion_
+        if self.mixup_alpha <= 0 or criterion.mixup_weight == 0:
+            return None, None
+        partner, gamma = draw_mixup_partners(
+            y_cpu.numpy(), self.pu_labels, self.mixup_alpha, self.rng_
+        )
+        if partner is None:
+            return None, None
+        return (
+            torch.from_numpy(partner).to(self.device, non_blocking=True),
+            torch.from_numpy(gamma).to(self.device, dtype=torch.float32, non_blocking=True),
+        )
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        x_cpu, y_cpu = batch
+        x = to_device(x_cpu, self.device)
+        y = y_cpu.to(self.device, non_blocking=True)
+        partner, gamma = self._mixup_inputs(y_cpu)
+        module = self.module_
+        mix_logits = None
+        with self.autocast():
+            logits = module(input_ids=x["input_ids"], attention_mask=x["attention_mask"])
+            if partner is not None:
+                grad = self.criterion_.objective != "published"
+                with torch.set_grad_enabled(grad):
+                    emb = module.embed(x["input_ids"])
+                    g = gamma.view(-1, 1, 1).to(emb.dtype)
+                    mixed = g * emb[partner] + (1 - g) * emb
+                    mask = torch.maximum(x["attention_mask"][partner], x["attention_mask"])
+                    mix_logits = module(inputs_embeds=mixed, attention_mask=mask)
+        loss, terms = self.criterion_(logits, y, mix_logits, partner, gamma)
+        loss.backward()
+        values = torch.stack([terms[t] for t in LOSS_TERMS]).tolist()
+        for term, value in zip(LOSS_TERMS, values):
+            self.history.record_batch(f"train_{term}", value)
+        return {"loss": loss, "y_pred": logits}
+
+    def predict_logits(self, ids, batch_size):
+        """Logits for tokenised texts, computed in length-sorted batches.
+
+        Parameters
+        ----------
+        ids : list of numpy.ndarray
+            Token ids of each text.
+        batch_size : int
+
+        Returns
+        -------
+        logits : numpy.ndarray of shape (len(ids), n_labels), float32
+            In the order of ``ids``.
+        """
+        self.check_is_fitted()
+        n_labels = self.module_.head.out_features
+        out = np.empty((len(ids), n_labels), dtype=np.float32)
+        self._set_training(False)
+        with torch.inference_mode(), self.autocast():
+            for rows in length_sorted_batches(ids, batch_size):
+                x = to_device(collate(ids, rows, self.pad_id), self.device)
+                out[rows] = self.module_(**x).float().cpu().numpy()
+        return out
