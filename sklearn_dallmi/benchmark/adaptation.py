@@ -1,0 +1,305 @@
+"""The domain-adaptation benchmark on Disaster Response Messages.
+
+For each directed pair of domains (source -> target), each share of target
+positives kept and each seed, it trains a source model once and adapts it
+with every method, then scores on the target's test split. Finished cells
+are appended to ``results.csv`` as they end, so an interrupted run resumes
+where it stopped.
+"""
+
+import copy
+import csv
+import dataclasses
+import json
+import os
+import time
+import warnings
+
+import joblib
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import make_pipeline
+
+from ..classifier import DALLMiClassifier
+from ..datasets import hide_positives, load_disaster_messages
+from ..metrics import binarized_average_precision, macro_average_precision
+
+DOMAINS = ("news", "direct", "social")
+ALL_PAIRS = tuple((s, t) for s in DOMAINS for t in DOMAINS if s != t)
+METHODS = ("source_only", "partial_bce", "dallmi", "published_objective", "oracle", "tfidf_logreg")
+COLUMNS = ("pair", "method", "keep", "seed", "macro_ap", "macro_f1", "micro_f1",
+           "binarized_ap", "fit_seconds")
+
+
+@dataclasses.dataclass
+class Config:
+    """Everything that defines a run; stored beside the results."""
+
+    pairs: list
+    keeps: list
+    seeds: list
+    n_source: int
+    n_target: int
+    n_test: int
+    layers: int
+    max_length: int
+    batch_size: int
+    source_epochs: int
+    target_epochs: int
+    source_lr: float
+    target_lr: float
+    mixup_weight: float
+    mixup_alpha: float
+    positive_fraction: float
+
+    @classmethod
+    def quick(cls):
+        return cls(pairs=[("news", "direct")], keeps=[0.1, 0.5], seeds=[0], n_source=800,
+                   n_target=500, n_test=400, **_TRAINING)
+
+    @classmethod
+    def full(cls):
+        return cls(pairs=list(ALL_PAIRS), keeps=[0.1, 0.3, 0.5], seeds=[0, 1, 2],
+                   n_source=1200, n_target=800, n_test=500, **_TRAINING)
+
+
+_TRAINING = dict(layers=3, max_length=64, batch_size=32, source_epochs=3, target_epochs=2,
+                 source_lr=1e-4, target_lr=5e-5, mixup_weight=0.1, mixup_alpha=0.3,
+                 positive_fraction=0.25)
+
+
+def truncated_encoder(layers, cache_dir):
+    """Directory of the embedded encoder keeping only its first ``layers`` layers."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from ..models import default_model_path
+
+    path = os.path.join(cache_dir, f"minilm-{layers}-layers")
+    if os.path.isfile(os.path.join(path, "config.json")):
+        return path
+    source = default_model_path()
+    model = AutoModel.from_pretrained(source)
+    if layers < model.config.num_hidden_layers:
+        model.encoder.layer = model.encoder.layer[:layers]
+        model.config.num_hidden_layers = layers
+    tmp = path + ".tmp"
+    model.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(source).save_pretrained(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _subsample(rng, mask, n):
+    rows = np.flatnonzero(mask)
+    return np.sort(rng.choice(rows, min(n, rows.size), replace=False))
+
+
+def split_pair(data, source, target, config, seed):
+    """Row indices of the source train, target train and target test sets."""
+    rng = np.random.default_rng([seed, DOMAINS.index(source), DOMAINS.index(target)])
+    train = data.split != "test"
+    src = _subsample(np.random.default_rng([seed, DOMAINS.index(source)]),
+                     (data.genre == source) & train, config.n_source)
+    tgt = _subsample(rng, (data.genre == target) & train, config.n_target)
+    test = _subsample(rng, (data.genre == target) & (data.split == "test"), config.n_test)
+    return src, tgt, test
+
+
+def evaluate(Y_true, proba, pred):
+    """The four metrics, on the labels with a positive in the test split."""
+    labels = np.flatnonzero(Y_true.any(axis=0))
+    yt = Y_true[:, labels]
+    return {
+        "macro_ap": macro_average_precision(yt, proba[:, labels]),
+        "macro_f1": f1_score(yt, pred[:, labels], average="macro", zero_division=0),
+        "micro_f1": f1_score(yt, pred[:, labels], average="micro", zero_division=0),
+        "binarized_ap": binarized_average_precision(yt, pred[:, labels]),
+    }
+
+
+class Runner:
+    """Runs the cells of a configuration, appending results as they finish."""
+
+    def __init__(self, config, output, progress=True):
+        self.config = config
+        self.output = output
+        self.progress = progress
+        os.makedirs(os.path.join(output, "cache"), exist_ok=True)
+        self.results_path = os.path.join(output, "results.csv")
+        self._check_config()
+        self.done = self._read_done()
+
+    def _check_config(self):
+        path = os.path.join(self.output, "config.json")
+        current = json.loads(json.dumps(dataclasses.asdict(self.config)))
+        if os.path.exists(path):
+            with open(path) as f:
+                previous = json.load(f)
+            if previous != current:
+                raise ValueError(
+                    f"{self.output} holds results of another configuration ({path}); "
+                    "use another --output folder or delete it."
+                )
+        else:
+            with open(path, "w") as f:
+                json.dump(current, f, indent=2)
+
+    def _read_done(self):
+        if not os.path.exists(self.results_path):
+            return {}
+        with open(self.results_path, newline="") as f:
+            return {(r["pair"], r["method"], float(r["keep"]), int(r["seed"])): r
+                    for r in csv.DictReader(f)}
+
+    def _write(self, row):
+        new = not os.path.exists(self.results_path)
+        with open(self.results_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+            f.flush()
+            os.fsync(f.fileno())
+        self.done[(row["pair"], row["method"], float(row["keep"]), int(row["seed"]))] = row
+
+    def cells(self):
+        c = self.config
+        return [(s, t, keep, seed, m) for seed in c.seeds for s, t in c.pairs
+                for keep in c.keeps for m in METHODS]
+
+    def todo(self):
+        return [cell for cell in self.cells()
+                if (f"{cell[0]}->{cell[1]}", cell[4], cell[2], cell[3]) not in self.done]
+
+    def _estimator(self, **params):
+        c = self.config
+        base = dict(model=self.encoder, max_length=c.max_length, batch_size=c.batch_size,
+                    mixup_weight=c.mixup_weight, mixup_alpha=c.mixup_alpha,
+                    positive_fraction=c.positive_fraction, device="auto")
+        base.update(params)
+        return DALLMiClassifier(**base)
+
+    def _source_model(self, source, seed, texts, Y):
+        path = os.path.join(self.output, "cache", f"source-{source}-seed{seed}.joblib")
+        if os.path.exists(path):
+            return joblib.load(path)
+        start = time.perf_counter()
+        clf = self._estimator(max_epochs=self.config.source_epochs, lr=self.config.source_lr,
+                              random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            clf.fit(texts, Y)
+        clf.source_fit_seconds_ = time.perf_counter() - start
+        joblib.dump(clf, path + ".tmp")
+        os.replace(path + ".tmp", path)
+        return clf
+
+    def _adapt(self, source_clf, texts, Y, seed, **params):
+        clf = copy.deepcopy(source_clf)
+        clf.set_params(warm_start=True, max_epochs=self.config.target_epochs,
+                       lr=self.config.target_lr, random_state=seed + 1000, **params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return clf.fit(texts, Y)
+
+    def _keep_independent(self, pair, method, seed):
+        # The source model and the fully labelled target do not depend on
+        # how many positives are kept: train and score them once.
+        if method not in ("source_only", "oracle"):
+            return None
+        for (p, m, _, s), row in self.done.items():
+            if (p, m, s) == (pair, method, seed):
+                return row
+        return None
+
+    def run(self):
+        """Run every unfinished cell; return the rows of the whole configuration."""
+        todo = self.todo()
+        if not todo:
+            return list(self.done.values())
+        data = load_disaster_messages()
+        self.encoder = truncated_encoder(self.config.layers, os.path.join(self.output, "cache"))
+        bar = _progress(len(todo), self.progress)
+        groups = {}
+        for cell in todo:
+            groups.setdefault(cell[:4], []).append(cell[4])
+        for (source, target, keep, seed), methods in groups.items():
+            self._run_group(data, source, target, keep, seed, methods, bar)
+        bar.close()
+        return list(self.done.values())
+
+    def _run_group(self, data, source, target, keep, seed, methods, bar):
+        pair = f"{source}->{target}"
+        src, tgt, test = split_pair(data, source, target, self.config, seed)
+        X_src, Y_src = data.texts[src].tolist(), data.Y[src]
+        X_tgt, Y_tgt = data.texts[tgt].tolist(), data.Y[tgt]
+        X_test, Y_test = data.texts[test].tolist(), data.Y[test]
+        Y_part = hide_positives(Y_tgt, keep, random_state=seed)
+        source_clf = None
+        for method in methods:
+            bar.set_description(f"{pair} keep={keep} seed={seed} {method}")
+            shared = self._keep_independent(pair, method, seed)
+            if shared is not None:
+                self._write({**shared, "keep": keep})
+                bar.update(1)
+                continue
+            start = time.perf_counter()
+            if method == "tfidf_logreg":
+                model = _tfidf_logreg(X_src + X_tgt, np.vstack([Y_src, np.maximum(Y_part, 0)]))
+                fit_seconds = time.perf_counter() - start
+                proba = model.predict_proba(X_test)
+                pred = (proba >= 0.5).astype(int)
+            else:
+                if source_clf is None:
+                    source_clf = self._source_model(source, seed, X_src, Y_src)
+                start = time.perf_counter()
+                if method == "source_only":
+                    clf = source_clf
+                elif method == "oracle":
+                    clf = self._adapt(source_clf, X_tgt, Y_tgt, seed)
+                elif method == "partial_bce":
+                    clf = self._adapt(source_clf, X_tgt, np.maximum(Y_part, 0), seed)
+                elif method == "dallmi":
+                    clf = self._adapt(source_clf, X_tgt, Y_part, seed)
+                else:
+                    clf = self._adapt(source_clf, X_tgt, Y_part, seed, objective="published")
+                fit_seconds = time.perf_counter() - start
+                if method == "source_only":
+                    fit_seconds = source_clf.source_fit_seconds_
+                proba = clf.predict_proba(X_test)
+                pred = clf.predict(X_test)
+            row = {"pair": pair, "method": method, "keep": keep, "seed": seed,
+                   **evaluate(Y_test, proba, pred), "fit_seconds": round(fit_seconds, 2)}
+            self._write(row)
+            bar.update(1)
+
+
+def _tfidf_logreg(texts, Y):
+    keep = Y.any(axis=0) & ~Y.all(axis=0)
+    model = make_pipeline(
+        TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2)),
+        OneVsRestClassifier(LogisticRegression(C=10.0, max_iter=1000, class_weight="balanced")),
+    )
+    model.fit(texts, Y[:, keep])
+    return _MaskedModel(model, keep)
+
+
+class _MaskedModel:
+    """Scores 0 for labels the classical peer could not learn (one class)."""
+
+    def __init__(self, model, keep):
+        self.model, self.keep = model, keep
+
+    def predict_proba(self, texts):
+        proba = np.zeros((len(texts), self.keep.size))
+        proba[:, self.keep] = self.model.predict_proba(texts)
+        return proba
+
+
+def _progress(total, enabled):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="cell", dynamic_ncols=True)

@@ -1,0 +1,109 @@
+"""Tables and figures from ``results.csv``."""
+
+import csv
+import os
+from collections import defaultdict
+
+import numpy as np
+
+METRICS = ("macro_ap", "macro_f1", "micro_f1", "binarized_ap")
+
+
+def read_results(path):
+    """Rows of a ``results.csv`` with numbers parsed."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["keep"] = float(r["keep"])
+        r["seed"] = int(r["seed"])
+        for m in METRICS + ("fit_seconds",):
+            r[m] = float(r[m])
+    return rows
+
+
+def summarize(rows):
+    """Mean and std over seeds of the pair-averaged metrics.
+
+    For each (method, keep) and seed, the metric is averaged over the pairs
+    that seed has finished; the mean and standard deviation are then taken
+    over seeds. Returns ``{(method, keep): {metric: (mean, std, n_seeds, n_pairs)}}``.
+    """
+    by_seed = defaultdict(list)
+    for r in rows:
+        by_seed[(r["method"], r["keep"], r["seed"])].append(r)
+    out = defaultdict(dict)
+    groups = defaultdict(list)
+    for (method, keep, seed), rs in by_seed.items():
+        groups[(method, keep)].append(rs)
+    for key, per_seed in groups.items():
+        for m in METRICS + ("fit_seconds",):
+            values = [np.mean([r[m] for r in rs]) for rs in per_seed]
+            n_pairs = max(len(rs) for rs in per_seed)
+            out[key][m] = (float(np.mean(values)), float(np.std(values)), len(values), n_pairs)
+    return dict(out)
+
+
+def format_table(rows, methods):
+    """A plain-text table: one line per method and keep, mean ± std over seeds."""
+    summary = summarize(rows)
+    keeps = sorted({k for _, k in summary})
+    header = f"{'method':<20} {'keep':>5} " + " ".join(f"{m:>15}" for m in METRICS) + \
+        f" {'fit s':>7} {'seeds':>5} {'pairs':>5}"
+    lines = [header, "-" * len(header)]
+    for keep in keeps:
+        for method in methods:
+            s = summary.get((method, keep))
+            if s is None:
+                continue
+            cells = " ".join(f"{s[m][0]:>7.3f} ± {s[m][1]:.3f}" for m in METRICS)
+            lines.append(f"{method:<20} {keep:>5.1f} {cells} {s['fit_seconds'][0]:>7.0f} "
+                         f"{s['macro_ap'][2]:>5d} {s['macro_ap'][3]:>5d}")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def format_markdown(rows, methods, metric="macro_ap"):
+    """Markdown table of one metric per pair and keep (mean over seeds)."""
+    pairs = sorted({r["pair"] for r in rows})
+    keeps = sorted({r["keep"] for r in rows})
+    cell = defaultdict(list)
+    for r in rows:
+        cell[(r["method"], r["pair"], r["keep"])].append(r[metric])
+    lines = ["| method | keep | " + " | ".join(pairs) + " |",
+             "|---|---|" + "---|" * len(pairs)]
+    for keep in keeps:
+        for method in methods:
+            vals = [cell.get((method, p, keep)) for p in pairs]
+            if not any(vals):
+                continue
+            lines.append(f"| {method} | {keep:.1f} | " + " | ".join(
+                f"{np.mean(v):.3f}" if v else "" for v in vals) + " |")
+    return "\n".join(lines)
+
+
+def plot(rows, methods, path):
+    """Each metric against the share of positives kept, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarize(rows)
+    keeps = sorted({k for _, k in summary})
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.6))
+    for ax, metric in zip(axes, METRICS):
+        for method in methods:
+            pts = [(k, *summary[(method, k)][metric][:2]) for k in keeps if (method, k) in summary]
+            if not pts:
+                continue
+            k, mean, std = map(np.array, zip(*pts))
+            ax.errorbar(k, mean, yerr=std, marker="o", capsize=3, label=method)
+        ax.set_title(metric)
+        ax.set_xlabel("share of target positives kept")
+        ax.set_xticks(keeps)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
