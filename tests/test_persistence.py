@@ -1,0 +1,610 @@
+"""Safe persistence (save_pretrained / load_pretrained) and GPU -> CPU loading."""
+
+import copy
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+from unittest import mock
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from safetensors.torch import load_file
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from skorch.exceptions import DeviceWarning
+from skorch.utils import get_map_location
+
+import sklearn_dallmi.models
+from sklearn_dallmi import DALLMiClassifier, persistence
+from sklearn_dallmi.models import load_encoder
+from sklearn_dallmi.module import EncoderClassifier
+from sklearn_dallmi.persistence import (
+    FORMAT_VERSION,
+    load_head_if_compatible,
+    load_pretrained,
+    save_pretrained,
+)
+
+TEXTS = [
+    "we need water and food", "the road is flooded", "thank you all",
+    "fire near the school", "water please", "road blocked by trees",
+    "nothing to report today", "fire and smoke everywhere", "clean water needed",
+    "bridge and road damaged", "all fine here", "the fire spread fast",
+]
+# Label 0 and 2 are PU (they hold -1), label 1 is supervised.
+Y = np.array([
+    [1, 0, -1], [-1, 1, -1], [0, 0, 0], [-1, 0, 1], [1, 0, -1], [-1, 1, -1],
+    [0, 0, 0], [-1, 0, 1], [-1, 0, -1], [-1, 1, -1], [0, 0, 0], [-1, 0, -1],
+])
+NEW_TEXTS = ["water for the village", "smoke on the road", "a quiet day"]
+
+HAS_HOOK = hasattr(DALLMiClassifier, "from_pretrained")
+needs_hook = pytest.mark.skipif(
+    not HAS_HOOK, reason="DALLMiClassifier.save_pretrained/from_pretrained not merged yet"
+)
+
+
+@pytest.fixture(scope="module")
+def _tiny_dir(tmp_path_factory):
+    """A tiny random BERT encoder with the default tokenizer, on disk."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(sklearn_dallmi.models.default_model_path())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = BertModel(config)
+    path = tmp_path_factory.mktemp("persistence_tiny_bert")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def _fit(model_dir, y=Y, **params):
+    params = {"max_epochs": 1, "batch_size": 4, "max_length": 16, "random_state": 0,
+              "device": "cpu", **params}
+    return DALLMiClassifier(model=model_dir, **params).fit(TEXTS, y)
+
+
+@pytest.fixture(scope="module")
+def _fitted(_tiny_dir):
+    """A fitted multi-label estimator; tests that change it take a deepcopy."""
+    return _fit(_tiny_dir)
+
+
+def _head(estimator):
+    return {k: v.detach().cpu().clone() for k, v in estimator.net_.module_.head.state_dict().items()}
+
+
+def _assert_same_heads(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def _assert_same_fitted(a, b):
+    assert b.n_labels_ == a.n_labels_
+    assert b._binary == a._binary
+    assert b.n_epochs_ == a.n_epochs_
+    for name in ("pu_labels_", "proba_shift_", "n_positives_"):
+        assert getattr(b, name).dtype == getattr(a, name).dtype, name
+        assert_array_equal(getattr(b, name), getattr(a, name))
+    if a._binary:
+        assert_array_equal(b.classes_, a.classes_)
+    else:
+        assert len(b.classes_) == len(a.classes_)
+        for ca, cb in zip(a.classes_, b.classes_):
+            assert cb.dtype == ca.dtype
+            assert_array_equal(cb, ca)
+
+
+# ----------------------------------------------------------------- round trip
+
+
+def test_round_trip_predicts_identical_probabilities(_fitted, tmp_path):
+    path = save_pretrained(_fitted, tmp_path / "saved")
+    loaded = load_pretrained(path, DALLMiClassifier)
+
+    assert_array_equal(loaded.predict_proba(TEXTS + NEW_TEXTS),
+                       _fitted.predict_proba(TEXTS + NEW_TEXTS))
+    assert_array_equal(loaded.decision_function(NEW_TEXTS), _fitted.decision_function(NEW_TEXTS))
+    assert_array_equal(loaded.predict(NEW_TEXTS), _fitted.predict(NEW_TEXTS))
+    _assert_same_fitted(_fitted, loaded)
+    assert loaded.device_ == "cpu"
+    assert loaded.net_.criterion_.pu_labels.tolist() == _fitted.pu_labels_.tolist()
+    assert len(loaded.history_) == len(_fitted.history_)
+    assert loaded.history_[-1, "train_loss"] == pytest.approx(_fitted.history_[-1, "train_loss"])
+
+    # Every parameter comes back, except model, which is the saved directory.
+    expected = {**_fitted.get_params(), "model": str(Path(path))}
+    assert loaded.get_params() == expected
+    assert clone(loaded).get_params()["model"] == str(Path(path))
+
+
+def test_round_trip_of_a_one_dimensional_y(_tiny_dir, tmp_path):
+    y = Y[:, 1]
+    est = _fit(_tiny_dir, y=y, threshold=0.4)
+    loaded = load_pretrained(save_pretrained(est, tmp_path / "binary"), DALLMiClassifier)
+    _assert_same_fitted(est, loaded)
+    assert isinstance(loaded.classes_, np.ndarray)
+    assert loaded.predict_proba(NEW_TEXTS).shape == (3, 2)
+    assert_array_equal(loaded.predict_proba(NEW_TEXTS), est.predict_proba(NEW_TEXTS))
+    assert_array_equal(loaded.predict(NEW_TEXTS), est.predict(NEW_TEXTS))
+
+
+def test_array_threshold_and_pathlike_model_are_saved(_tiny_dir, tmp_path):
+    est = _fit(Path(_tiny_dir), threshold=np.array([0.3, 0.5, 0.7]))
+    path = save_pretrained(est, tmp_path / "thr")
+    manifest = json.loads((Path(path) / "dallmi.json").read_text())
+    assert manifest["params"]["model"] == _tiny_dir  # the original, as provenance
+    loaded = load_pretrained(path, DALLMiClassifier)
+    assert isinstance(loaded.threshold, np.ndarray)
+    assert_array_equal(loaded.threshold, est.threshold)
+    assert_array_equal(loaded.predict(NEW_TEXTS), est.predict(NEW_TEXTS))
+
+
+def test_loading_leaves_the_global_torch_random_state_alone(_fitted, tmp_path):
+    path = save_pretrained(_fitted, tmp_path / "rng")
+    before = torch.random.get_rng_state()
+    load_pretrained(path, DALLMiClassifier)
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+# --------------------------------------------------------------- no pickle
+
+
+_PICKLE_MAGIC = tuple(bytes([0x80, protocol]) for protocol in range(2, 6))
+
+
+def test_directory_holds_no_pickle(_fitted, tmp_path):
+    path = Path(save_pretrained(_fitted, tmp_path / "nopickle", include_optimizer=True))
+    names = sorted(p.name for p in path.rglob("*") if p.is_file())
+    assert {"config.json", "model.safetensors", "head.safetensors", "optimizer.safetensors",
+            "history.json", "dallmi.json"} <= set(names)
+    for name in names:
+        assert not name.endswith((".pkl", ".pickle", ".joblib", ".bin", ".pt", ".pth")), name
+        head = (path / name).read_bytes()[:2]
+        assert head not in _PICKLE_MAGIC, f"{name} starts like a pickle"
+        assert head != b"PK", f"{name} is a zip archive (torch.save format)"
+    for name in names:
+        if name.endswith(".json"):
+            with open(path / name, encoding="utf-8") as f:
+                json.load(f)
+    with open(path / "dallmi.json", encoding="utf-8") as f:
+        manifest = json.load(f)
+    assert manifest["format_version"] == FORMAT_VERSION
+    assert set(manifest["params"]) == set(_fitted.get_params(deep=False))
+    assert {"classes_", "n_labels_", "pu_labels_", "proba_shift_", "n_positives_",
+            "n_epochs_", "_binary"} <= set(manifest["fitted"])
+    # The head file holds exactly the weights outside the encoder.
+    assert set(load_file(str(path / "head.safetensors"))) == {"head.weight", "head.bias"}
+
+
+def test_save_and_load_never_pickle(_fitted, tmp_path):
+    boom = mock.Mock(side_effect=AssertionError("pickle-based serialisation was used"))
+    targets = ["pickle.load", "pickle.loads", "pickle.dump", "pickle.dumps",
+               "pickle.Pickler", "pickle.Unpickler", "torch.load", "torch.save",
+               "joblib.load", "joblib.dump"]
+    patches = [mock.patch(t, boom) for t in targets]
+    for p in patches:
+        p.start()
+    try:
+        path = save_pretrained(_fitted, tmp_path / "guarded", include_optimizer=True)
+        loaded = load_pretrained(path, DALLMiClassifier)
+    finally:
+        for p in patches:
+            p.stop()
+    assert boom.call_count == 0
+    assert_array_equal(loaded.predict_proba(NEW_TEXTS), _fitted.predict_proba(NEW_TEXTS))
+
+
+def test_load_passes_trust_remote_code_false(_fitted, tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    path = save_pretrained(_fitted, tmp_path / "remote")
+    with mock.patch.object(AutoModel, "from_pretrained", wraps=AutoModel.from_pretrained) as m, \
+            mock.patch.object(AutoTokenizer, "from_pretrained",
+                              wraps=AutoTokenizer.from_pretrained) as t:
+        load_pretrained(path, DALLMiClassifier)
+    for call in (*m.call_args_list, *t.call_args_list):
+        assert call.kwargs.get("trust_remote_code") is False
+
+
+def test_non_jsonable_parameter_is_rejected_before_writing(_fitted, tmp_path):
+    est = copy.deepcopy(_fitted)
+    est.set_params(random_state=np.random.RandomState(0))
+    with pytest.raises(ValueError, match="random_state"):
+        save_pretrained(est, tmp_path / "bad")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unfitted_estimator_is_rejected(tmp_path):
+    with pytest.raises(NotFittedError):
+        save_pretrained(DALLMiClassifier(), tmp_path / "unfitted")
+    assert issubclass(NotFittedError, ValueError)
+
+
+# ------------------------------------------------------- continuing training
+
+
+def test_partial_fit_after_load_starts_a_fresh_optimizer(_fitted, tmp_path):
+    loaded = load_pretrained(save_pretrained(_fitted, tmp_path / "pf"), DALLMiClassifier)
+    assert loaded.net_.optimizer_.state_dict()["state"] == {}
+    before = loaded.predict_proba(NEW_TEXTS)
+    loaded.partial_fit(TEXTS, Y)
+    assert loaded.n_epochs_ == _fitted.n_epochs_ + 1
+    assert not np.allclose(loaded.predict_proba(NEW_TEXTS), before)
+    assert len(loaded.history_) == len(_fitted.history_) + 1
+
+
+def test_partial_fit_after_load_with_optimizer_continues_exactly(_fitted, tmp_path):
+    original = copy.deepcopy(_fitted)
+    loaded = load_pretrained(
+        save_pretrained(original, tmp_path / "opt", include_optimizer=True), DALLMiClassifier
+    )
+    original.partial_fit(TEXTS, Y)
+    loaded.partial_fit(TEXTS, Y)
+    assert_array_equal(loaded.predict_proba(NEW_TEXTS), original.predict_proba(NEW_TEXTS))
+    _assert_same_heads(_head(loaded), _head(original))
+
+
+def test_resave_into_its_own_directory(_fitted, tmp_path):
+    path = save_pretrained(_fitted, tmp_path / "own")
+    loaded = load_pretrained(path, DALLMiClassifier)
+    loaded.partial_fit(TEXTS, Y)
+    assert save_pretrained(loaded, path) == path  # model= points at the replaced directory
+    again = load_pretrained(path, DALLMiClassifier)
+    assert_array_equal(again.predict_proba(NEW_TEXTS), loaded.predict_proba(NEW_TEXTS))
+    assert [p.name for p in tmp_path.iterdir()] == ["own"]
+
+
+# ------------------------------------------- a saved directory as model=
+
+
+def test_saved_directory_serves_as_model_for_a_new_estimator(_fitted, tmp_path):
+    path = save_pretrained(_fitted, tmp_path / "source")
+    new = DALLMiClassifier(model=path, max_epochs=0, max_length=16, device="cpu",
+                           random_state=1).fit(TEXTS, Y)
+    saved = _fitted.net_.module_.encoder.state_dict()
+    for key, value in new.net_.module_.encoder.state_dict().items():
+        assert torch.equal(value, saved[key]), key
+
+
+def test_load_head_if_compatible(_fitted, _tiny_dir, tmp_path):
+    path = save_pretrained(_fitted, tmp_path / "head")
+    encoder = load_encoder(path)
+
+    same = EncoderClassifier(encoder, 3, pooling="mean")
+    assert load_head_if_compatible(same, path) is True
+    _assert_same_heads({k: v for k, v in same.head.state_dict().items()}, _head(_fitted))
+
+    other_labels = EncoderClassifier(load_encoder(path), 5, pooling="mean")
+    with pytest.warns(UserWarning, match="3 labels but the new model has 5"):
+        assert load_head_if_compatible(other_labels, path) is False
+
+    other_pooling = EncoderClassifier(load_encoder(path), 3, pooling="cls")
+    with pytest.warns(UserWarning, match="pooling"):
+        assert load_head_if_compatible(other_pooling, path) is False
+
+    plain = EncoderClassifier(load_encoder(_tiny_dir), 3)
+    head = _head_of(plain)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_head_if_compatible(plain, _tiny_dir) is False
+    _assert_same_heads(_head_of(plain), head)
+
+
+def _head_of(module):
+    return {k: v.detach().clone() for k, v in module.head.state_dict().items()}
+
+
+@needs_hook
+def test_classifier_reuses_the_saved_head_when_labels_match(_fitted, tmp_path):
+    path = tmp_path / "hook"
+    _fitted.save_pretrained(path)
+    new = DALLMiClassifier(model=str(path), max_epochs=0, max_length=16, device="cpu",
+                           random_state=1).fit(TEXTS, Y)
+    _assert_same_heads(_head(new), _head(_fitted))
+    assert_allclose(new.decision_function(NEW_TEXTS) + new.proba_shift_,
+                    _fitted.decision_function(NEW_TEXTS) + _fitted.proba_shift_, rtol=1e-6)
+
+    with pytest.warns(UserWarning, match="head starts from scratch"):
+        two = DALLMiClassifier(model=str(path), max_epochs=0, max_length=16,
+                               device="cpu").fit(TEXTS, Y[:, :2])
+    assert two.net_.module_.head.out_features == 2
+
+
+@needs_hook
+def test_classifier_methods_round_trip(_fitted, tmp_path):
+    _fitted.save_pretrained(tmp_path / "methods")
+    loaded = DALLMiClassifier.from_pretrained(tmp_path / "methods")
+    assert type(loaded) is DALLMiClassifier
+    assert_array_equal(loaded.predict_proba(NEW_TEXTS), _fitted.predict_proba(NEW_TEXTS))
+
+
+# ------------------------------------------------------------------ atomicity
+
+
+def _hidden_siblings(parent):
+    return [p.name for p in Path(parent).iterdir() if p.name.startswith(".")]
+
+
+def test_interrupted_save_keeps_the_previous_save(_fitted, tmp_path, monkeypatch):
+    path = save_pretrained(_fitted, tmp_path / "model")
+    expected = _fitted.predict_proba(NEW_TEXTS)
+    changed = copy.deepcopy(_fitted).partial_fit(TEXTS, Y)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(persistence, "save_file", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        save_pretrained(changed, path)
+    monkeypatch.undo()
+
+    assert _hidden_siblings(tmp_path) == []
+    loaded = load_pretrained(path, DALLMiClassifier)
+    assert_array_equal(loaded.predict_proba(NEW_TEXTS), expected)
+    assert loaded.n_epochs_ == _fitted.n_epochs_
+
+
+def test_interrupted_first_save_leaves_nothing_that_loads(_fitted, tmp_path, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(persistence, "save_file", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        save_pretrained(_fitted, tmp_path / "model")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="not a directory"):
+        load_pretrained(tmp_path / "model", DALLMiClassifier)
+
+
+def test_killed_save_leaves_a_directory_that_does_not_load(_fitted, tmp_path, monkeypatch):
+    # A kill gives no chance to clean up: keep the temporary directory and
+    # stop just before dallmi.json, which is the last file written.
+    write_text = persistence._write_text
+
+    def killed_at_manifest(path, text):
+        if os.path.basename(path).startswith("dallmi.json"):
+            raise KeyboardInterrupt
+        write_text(path, text)
+
+    monkeypatch.setattr(persistence, "_write_text", killed_at_manifest)
+    monkeypatch.setattr(persistence, "_remove_tree", lambda path: None)
+    with pytest.raises(KeyboardInterrupt):
+        save_pretrained(_fitted, tmp_path / "model")
+    monkeypatch.undo()
+
+    leftovers = _hidden_siblings(tmp_path)
+    assert len(leftovers) == 1 and leftovers[0].startswith(".model.tmp-")
+    leftover = tmp_path / leftovers[0]
+    assert (leftover / "model.safetensors").is_file()  # the encoder was written...
+    with pytest.raises(ValueError, match="no dallmi.json"):  # ...but it does not load
+        load_pretrained(leftover, DALLMiClassifier)
+    assert not (tmp_path / "model").exists()
+
+
+def test_failed_rename_rolls_back_to_the_previous_save(_fitted, tmp_path, monkeypatch):
+    path = save_pretrained(_fitted, tmp_path / "model")
+    expected = _fitted.predict_proba(NEW_TEXTS)
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if ".tmp-" in os.fspath(src) and os.fspath(dst) == path:
+            raise OSError("simulated failure while moving the new save into place")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(persistence.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="simulated"):
+        save_pretrained(copy.deepcopy(_fitted).partial_fit(TEXTS, Y), path)
+    monkeypatch.undo()
+
+    assert _hidden_siblings(tmp_path) == []
+    assert_array_equal(load_pretrained(path, DALLMiClassifier).predict_proba(NEW_TEXTS), expected)
+
+
+def test_refuses_to_replace_what_is_not_a_save(_fitted, tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not a saved DALLMiClassifier"):
+        save_pretrained(_fitted, foreign)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(ValueError, match="not a directory"):
+        save_pretrained(_fitted, a_file)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    load_pretrained(save_pretrained(_fitted, empty), DALLMiClassifier)
+
+
+# ------------------------------------------------------------ bad directories
+
+
+def test_load_rejects_what_is_not_a_complete_save(_fitted, _tiny_dir, tmp_path):
+    with pytest.raises(ValueError, match="not a directory"):
+        load_pretrained(tmp_path / "missing", DALLMiClassifier)
+    with pytest.raises(ValueError, match="no dallmi.json"):
+        load_pretrained(_tiny_dir, DALLMiClassifier)  # a plain encoder directory
+
+    path = Path(save_pretrained(_fitted, tmp_path / "saved"))
+    manifest = json.loads((path / "dallmi.json").read_text())
+
+    (path / "dallmi.json").write_text(json.dumps({**manifest, "format_version": 999}))
+    with pytest.raises(ValueError, match="format version 999"):
+        load_pretrained(path, DALLMiClassifier)
+
+    (path / "dallmi.json").write_text(json.dumps(manifest)[:-20])
+    with pytest.raises(ValueError, match="cannot be read as JSON"):
+        load_pretrained(path, DALLMiClassifier)
+
+    (path / "dallmi.json").write_text(json.dumps(manifest))
+    (path / "head.safetensors").unlink()
+    with pytest.raises(ValueError, match="head.safetensors is missing"):
+        load_pretrained(path, DALLMiClassifier)
+
+    with pytest.raises(ValueError, match="cls must be"):
+        load_pretrained(path, dict)
+
+
+def test_load_rejects_tampered_content(_fitted, tmp_path):
+    path = Path(save_pretrained(_fitted, tmp_path / "saved"))
+    manifest = json.loads((path / "dallmi.json").read_text())
+
+    bad = copy.deepcopy(manifest)
+    bad["fitted"]["proba_shift_"] = {"__ndarray__": [0.0], "dtype": "float64", "shape": [1]}
+    (path / "dallmi.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="proba_shift_"):
+        load_pretrained(path, DALLMiClassifier)
+
+    bad = copy.deepcopy(manifest)
+    bad["params"]["threshold"] = {"__ndarray__": ["x"], "dtype": "object", "shape": [1]}
+    (path / "dallmi.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="invalid array"):
+        load_pretrained(path, DALLMiClassifier)
+
+    bad = copy.deepcopy(manifest)
+    bad["params"]["no_such_param"] = 1
+    (path / "dallmi.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="not accepted"):
+        load_pretrained(path, DALLMiClassifier)
+
+
+# ----------------------------------------------------------------- GPU -> CPU
+
+
+def test_saved_cuda_device_loads_on_cpu_without_cuda(_fitted, tmp_path):
+    est = copy.deepcopy(_fitted).set_params(device="cuda")
+    path = save_pretrained(est, tmp_path / "cuda")
+    assert json.loads((Path(path) / "dallmi.json").read_text())["params"]["device"] == "cuda"
+
+    with mock.patch("torch.cuda.is_available", return_value=False):
+        with pytest.warns(DeviceWarning, match="CUDA is not available"):
+            loaded = load_pretrained(path, DALLMiClassifier)
+        assert loaded.device_ == "cpu"
+        assert loaded.device == "cpu"
+        assert loaded.net_.device == "cpu"
+        assert {p.device.type for p in loaded.net_.module_.parameters()} == {"cpu"}
+        assert_array_equal(loaded.predict_proba(NEW_TEXTS), _fitted.predict_proba(NEW_TEXTS))
+        loaded.partial_fit(TEXTS, Y)
+
+
+def test_auto_device_and_device_override(_fitted, tmp_path):
+    path = save_pretrained(copy.deepcopy(_fitted).set_params(device="auto"), tmp_path / "auto")
+    with mock.patch("torch.cuda.is_available", return_value=False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeviceWarning)
+            loaded = load_pretrained(path, DALLMiClassifier)
+    assert (loaded.device, loaded.device_) == ("auto", "cpu")
+    assert load_pretrained(path, DALLMiClassifier, device="cpu").device == "cpu"
+    with pytest.raises(ValueError, match="not a torch device"):
+        load_pretrained(path, DALLMiClassifier, device="gpu-please")
+
+
+def test_skorch_maps_cuda_to_cpu_when_cuda_is_missing():
+    with mock.patch("torch.cuda.is_available", return_value=False):
+        with pytest.warns(DeviceWarning):
+            assert get_map_location("cuda") == torch.device("cpu")
+
+
+def _dump_as_if_on_cuda(obj):
+    """Pickle with every tensor storage tagged as living on ``cuda:0``.
+
+    This is what a pickle written on a GPU machine holds; loading it needs a
+    ``map_location`` on a machine without CUDA.
+    """
+    buffer = io.BytesIO()
+    with mock.patch("torch.serialization.location_tag", lambda storage: "cuda:0"):
+        joblib.dump(obj, buffer)
+    return buffer.getvalue()
+
+
+def test_fake_cuda_pickle_needs_a_device_map():
+    # The harness itself: a CUDA-tagged tensor does not load on a CUDA-less
+    # machine without a map; skorch nets map it (module given as a class).
+    from skorch import NeuralNet
+
+    blob = _dump_as_if_on_cuda(torch.arange(3.0))
+    with mock.patch("torch.cuda.is_available", return_value=False):
+        with pytest.raises(RuntimeError, match="CUDA"):
+            joblib.load(io.BytesIO(blob))
+
+    net = NeuralNet(torch.nn.Linear, criterion=torch.nn.MSELoss, module__in_features=2,
+                    module__out_features=1).initialize()
+    net.device = "cuda"  # as if trained on a GPU; tensors tagged below
+    blob = _dump_as_if_on_cuda(net)
+    with mock.patch("torch.cuda.is_available", return_value=False):
+        with pytest.warns(DeviceWarning):
+            loaded = joblib.load(io.BytesIO(blob))
+    assert torch.device(loaded.device) == torch.device("cpu")
+    assert torch.equal(loaded.module_.weight, net.module_.weight)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RuntimeError,
+    reason="DALLMiNet keeps the module and criterion instances it was built with in "
+           "net.module / net.criterion; skorch pickles those a second time, outside its "
+           "device map, so a GPU-trained joblib file fails to load without CUDA (and the "
+           "file holds the weights twice). Fix in net.py; see the persistence report.",
+)
+def test_joblib_round_trip_of_a_gpu_model_on_a_cpu_machine(_fitted):
+    est = copy.deepcopy(_fitted).set_params(device="auto")
+    expected = est.predict_proba(NEW_TEXTS)
+    est.net_.device = "cuda"  # as if trained on a GPU; tensors tagged below
+    est.device_ = "cuda"
+    blob = _dump_as_if_on_cuda(est)
+    with mock.patch("torch.cuda.is_available", return_value=False):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loaded = joblib.load(io.BytesIO(blob))
+        assert any(issubclass(w.category, DeviceWarning) for w in caught)
+        assert torch.device(loaded.net_.device) == torch.device("cpu")
+        assert loaded.device_ == "cpu"
+        assert {p.device.type for p in loaded.net_.module_.parameters()} == {"cpu"}
+        assert_array_equal(loaded.predict_proba(NEW_TEXTS), expected)
+        loaded.partial_fit(TEXTS, Y)
+
+
+def test_joblib_round_trip_on_cpu(_fitted):
+    blob = io.BytesIO()
+    joblib.dump(_fitted, blob)
+    blob.seek(0)
+    loaded = joblib.load(blob)
+    assert_array_equal(loaded.predict_proba(NEW_TEXTS), _fitted.predict_proba(NEW_TEXTS))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_real_cuda_model_loads_on_cpu(_tiny_dir, tmp_path):
+    est = _fit(_tiny_dir, device="cuda")
+    assert est.net_.module_.head.weight.device.type == "cuda"
+    expected = est.predict_proba(NEW_TEXTS)  # bf16 autocast on CUDA
+    path = save_pretrained(est, tmp_path / "gpu", include_optimizer=True)
+    with mock.patch("torch.cuda.is_available", return_value=False):
+        with pytest.warns(DeviceWarning):
+            loaded = load_pretrained(path, DALLMiClassifier)
+        assert loaded.device_ == "cpu"
+        assert {p.device.type for p in loaded.net_.module_.parameters()} == {"cpu"}
+        assert_allclose(loaded.predict_proba(NEW_TEXTS), expected, atol=2e-2)
+        loaded.partial_fit(TEXTS, Y)
+
+        blob = io.BytesIO()
+        joblib.dump(est, blob)
+        blob.seek(0)
+        with pytest.warns(DeviceWarning):
+            unpickled = joblib.load(blob)
+        assert torch.device(unpickled.net_.device) == torch.device("cpu")
+        assert_allclose(unpickled.predict_proba(NEW_TEXTS), expected, atol=2e-2)
