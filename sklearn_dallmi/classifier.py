@@ -18,6 +18,7 @@ from .metrics import macro_average_precision
 from .models import load_encoder, load_tokenizer, resolve_model
 from .module import EncoderClassifier
 from .net import DALLMiNet, TokenizedDataset
+from .persistence import load_head_if_compatible
 from .text import tokenize
 
 __all__ = ["DALLMiClassifier"]
@@ -28,6 +29,10 @@ _PREDICT_CHUNK = 8192
 def _resolve_device(device):
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} but CUDA is not available here; use device='auto' or 'cpu'."
+        )
     return device
 
 
@@ -287,6 +292,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         module = EncoderClassifier(
             load_encoder(name_or_path), n_labels, pooling=self.pooling, dropout=self.dropout
         )
+        load_head_if_compatible(module, name_or_path)
         callbacks = []
         if self.verbose >= 2:
             from skorch.callbacks import ProgressBar
@@ -382,6 +388,69 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             s = np.clip(np.quantile(values, self.scale_quantile), 1e-6, 1.0)
             shift[label] = np.log(s / 2) - np.log1p(-s / 2)
         return shift
+
+    # ---------------------------------------------------------- persistence
+
+    def save_pretrained(self, directory, *, include_optimizer=False):
+        """Save the fitted estimator to a directory, without pickle.
+
+        The encoder and tokenizer go through Hugging Face ``save_pretrained``
+        (safetensors), the head to ``head.safetensors``, and the parameters
+        and fitted attributes to ``dallmi.json``, written last. The write is
+        atomic: an interrupted save leaves no directory that loads. The
+        directory also serves as ``model=`` for a new estimator, which then
+        starts from this encoder and, when the number of labels matches,
+        this head.
+
+        Parameters
+        ----------
+        directory : str or os.PathLike
+            Created, or replaced if it holds a previous save.
+        include_optimizer : bool, default=False
+            Also save the AdamW state, so that ``partial_fit`` after loading
+            continues exactly; otherwise it starts from a fresh AdamW state.
+
+        Returns
+        -------
+        directory : str
+            Absolute path of the saved directory.
+        """
+        from .persistence import save_pretrained
+
+        check_is_fitted(self, "net_")
+        return save_pretrained(self, directory, include_optimizer=include_optimizer)
+
+    @classmethod
+    def from_pretrained(cls, directory, *, device=None):
+        """Load an estimator saved by :meth:`save_pretrained`.
+
+        Nothing from the directory is executed: weights are safetensors and
+        everything else is JSON. Unlike :func:`joblib.load`, this is safe
+        for files from untrusted sources.
+
+        Parameters
+        ----------
+        directory : str or os.PathLike
+        device : str or None, default=None
+            Overrides the saved ``device``; a CUDA device on a machine
+            without CUDA falls back to the CPU with a warning.
+
+        Returns
+        -------
+        estimator : DALLMiClassifier
+            Fitted; its ``model`` parameter is ``directory``.
+        """
+        from .persistence import load_pretrained
+
+        return load_pretrained(directory, cls, device=device)
+
+    def __setstate__(self, state):
+        # skorch maps a GPU-pickled net to the CPU when CUDA is missing;
+        # keep device_ in step with it.
+        super().__setstate__(state)
+        net = self.__dict__.get("net_")
+        if net is not None and "device_" in self.__dict__:
+            self.device_ = str(net.device)
 
     # -------------------------------------------------------------- predict
 

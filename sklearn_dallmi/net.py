@@ -18,6 +18,7 @@ from .sampling import LabelBalancedSampler
 from .text import collate, length_sorted_batches
 
 LOSS_TERMS = ("variational", "mixup", "bce")
+_SAME_AS_FITTED = "__same_object_as_the_fitted_attribute__"
 
 
 class TokenizedDataset(torch.utils.data.Dataset):
@@ -87,6 +88,22 @@ class DALLMiNet(NeuralNet):
         self.positive_fraction = positive_fraction
         self.seed = seed
         self.rng_ = np.random.default_rng(seed)
+
+    def __getstate__(self):
+        # The module and criterion were passed as instances, so skorch keeps
+        # them twice (``module`` and ``module_``) and only maps the fitted
+        # copy from GPU to CPU on load: store the fitted one once.
+        state = super().__getstate__()
+        for name in ("module", "criterion"):
+            if state.get(name) is not None and state[name] is self.__dict__.get(name + "_"):
+                state[name] = _SAME_AS_FITTED
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for name in ("module", "criterion"):
+            if isinstance(self.__dict__.get(name), str) and self.__dict__[name] == _SAME_AS_FITTED:
+                setattr(self, name, getattr(self, name + "_"))
 
     @property
     def pu_labels(self):

@@ -553,14 +553,6 @@ def test_fake_cuda_pickle_needs_a_device_map():
     assert torch.equal(loaded.module_.weight, net.module_.weight)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="DALLMiNet keeps the module and criterion instances it was built with in "
-           "net.module / net.criterion; skorch pickles those a second time, outside its "
-           "device map, so a GPU-trained joblib file fails to load without CUDA (and the "
-           "file holds the weights twice). Fix in net.py; see the persistence report.",
-)
 def test_joblib_round_trip_of_a_gpu_model_on_a_cpu_machine(_fitted):
     est = copy.deepcopy(_fitted).set_params(device="auto")
     expected = est.predict_proba(NEW_TEXTS)
