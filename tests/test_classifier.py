@@ -1,0 +1,561 @@
+"""DALLMiClassifier end to end on the tiny encoder and the keyword task."""
+
+import copy
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from scipy.special import expit
+from sklearn.metrics import average_precision_score, f1_score
+
+from sklearn_dallmi import DALLMiClassifier
+from sklearn_dallmi.metrics import macro_average_precision
+from sklearn_dallmi.net import TokenizedDataset
+from sklearn_dallmi.text import tokenize
+
+FAST = dict(max_epochs=1, batch_size=8, max_length=24, lr=1e-3, random_state=0)
+
+
+@pytest.fixture
+def small(keyword_task):
+    """The first 48 training rows: enough for fast smoke-level fits."""
+    tr = keyword_task.train
+    return tr.texts[:48], tr.Y_true[:48], tr.Y_partial[:48]
+
+
+@pytest.fixture(scope="module")
+def fitted_pu(tiny_model_dir, keyword_task):
+    tr = keyword_task.train
+    clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_epochs": 2})
+    return clf.fit(tr.texts[:64], tr.Y_partial[:64])
+
+
+def head_weights(clf):
+    return clf.net_.module_.head.weight.detach().clone()
+
+
+# --------------------------------------------------------------- learning
+
+
+def test_learns_keyword_task_from_partial_labels(tiny_model_dir, keyword_task):
+    tr, te = keyword_task.train, keyword_task.test
+    # Half of each label's positives are marked, everything else is -1.
+    assert set(np.unique(tr.Y_partial)) == {-1, 1}
+    assert (tr.Y_partial == 1).sum() < (tr.Y_true == 1).sum()
+    clf = DALLMiClassifier(model=tiny_model_dir, lr=1e-3, max_epochs=5, batch_size=16,
+                           max_length=32, random_state=0)
+    clf.fit(tr.texts, tr.Y_partial)
+    assert clf.pu_labels_.all()
+    proba = clf.predict_proba(te.texts)
+    # Chance is the prevalence (about 0.35); on TRUE labels of unseen texts:
+    assert macro_average_precision(te.Y_true, proba) > 0.9
+    for label in range(3):
+        assert average_precision_score(te.Y_true[:, label], proba[:, label]) > 0.8
+    # The calibrated decision (VPU's rule) beats predicting every label
+    # (macro F1 about 0.53 here).
+    assert f1_score(te.Y_true, clf.predict(te.texts), average="macro") > 0.6
+
+
+# ------------------------------------------------------------ label modes
+
+
+def test_rows_of_all_unknown_are_accepted(tiny_model_dir, small):
+    texts, _, Y = small
+    Y = Y.copy()
+    Y[::3] = -1  # every third row is an unlabelled text
+    assert (Y == -1).all(axis=1).sum() >= 16
+    clf = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y)
+    proba = clf.predict_proba(texts)
+    assert proba.shape == (48, 3) and np.isfinite(proba).all()
+    assert clf.pu_labels_.tolist() == [True, True, True]
+
+
+def test_fully_labelled_y_is_supervised(tiny_model_dir, small):
+    texts, Y_true, _ = small
+    clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_epochs": 2})
+    clf.fit(texts, Y_true)
+    assert clf.pu_labels_.tolist() == [False, False, False]
+    np.testing.assert_array_equal(clf.proba_shift_, np.zeros(3))
+    hist = clf.history_
+    # No PU label: no variational term, no MixUp; only BCE.
+    assert hist[:, "train_variational"] == [0.0, 0.0]
+    assert hist[:, "train_mixup"] == [0.0, 0.0]
+    assert all(v > 0 for v in hist[:, "train_bce"])
+    # A supervised label's probability is the plain sigmoid of the logit.
+    np.testing.assert_allclose(clf.predict_proba(texts), expit(clf.decision_function(texts)))
+
+
+def test_mixed_supervised_and_pu_columns(tiny_model_dir, small):
+    texts, Y_true, Y_partial = small
+    Y = Y_true.copy()
+    Y[:, 1] = Y_partial[:, 1]  # only label 1 is partially labelled
+    clf = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y)
+    assert clf.pu_labels_.tolist() == [False, True, False]
+    assert clf.proba_shift_[0] == 0 and clf.proba_shift_[2] == 0
+    assert clf.proba_shift_[1] != 0
+    h = clf.history_[-1]
+    assert h["train_variational"] != 0 and h["train_bce"] > 0
+
+
+def test_label_without_positive_warns_and_predicts_zero(tiny_model_dir, small):
+    texts, _, Y = small
+    Y = Y.copy()
+    Y[:, 2] = -1  # label 2: no observed positive
+    clf = DALLMiClassifier(model=tiny_model_dir, **FAST)
+    with pytest.warns(UserWarning, match=r"Labels \[2\] have no observed positive"):
+        clf.fit(texts, Y)
+    proba = clf.predict_proba(texts)
+    assert np.all(proba[:, 2] == 0)
+    assert np.all(clf.predict(texts)[:, 2] == 0)
+    assert np.all(np.isneginf(clf.decision_function(texts)[:, 2]))
+    # The other labels are still predicted.
+    assert np.all(proba[:, :2] > 0)
+    assert clf.n_positives_.tolist()[2] == 0
+
+
+def test_label_with_only_known_negatives_warns(tiny_model_dir, small):
+    texts, Y_true, _ = small
+    Y = Y_true.copy()
+    Y[:, 0] = 0
+    with pytest.warns(UserWarning, match=r"\[0\]"):
+        clf = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y)
+    assert np.all(clf.predict(texts)[:, 0] == 0)
+
+
+def test_no_warning_when_every_label_has_a_positive(tiny_model_dir, small):
+    texts, _, Y = small
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*observed positive.*")
+        DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y)
+
+
+# --------------------------------------------------------- continuing
+
+
+def test_partial_fit_continues_from_the_fitted_model(tiny_model_dir, small):
+    texts, _, Y = small
+    clf = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y)
+    assert clf.n_epochs_ == 1
+    w1 = head_weights(clf)
+    p1 = clf.predict_proba(texts)
+    clf.partial_fit(texts, Y)
+    assert clf.n_epochs_ == 2
+    assert len(clf.history_) == 2
+    assert not torch.equal(w1, head_weights(clf))
+    p2 = clf.predict_proba(texts)
+    # A fresh one-epoch fit with the same seed reproduces p1, not p2.
+    fresh = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y)
+    np.testing.assert_array_equal(fresh.predict_proba(texts), p1)
+    assert np.abs(p2 - p1).max() > 1e-4
+    clf.partial_fit(texts, Y)
+    assert clf.n_epochs_ == 3
+
+
+def test_partial_fit_on_unfitted_is_one_epoch_fit(tiny_model_dir, small):
+    texts, _, Y = small
+    a = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_epochs": 4})
+    a.partial_fit(texts, Y)  # trains one epoch, whatever max_epochs says
+    b = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y)
+    assert a.n_epochs_ == 1
+    np.testing.assert_array_equal(a.predict_proba(texts), b.predict_proba(texts))
+
+
+def test_partial_fit_two_stage_source_then_target(tiny_model_dir, small):
+    texts, Y_true, Y_partial = small
+    clf = DALLMiClassifier(model=tiny_model_dir, **FAST)
+    clf.fit(texts[:24], Y_true[:24])  # "source": fully labelled
+    assert not clf.pu_labels_.any()
+    clf.partial_fit(texts[24:], Y_partial[24:])  # "target": partial labels
+    assert clf.pu_labels_.all()
+    assert np.all(clf.proba_shift_ != 0)
+    np.testing.assert_array_equal(
+        clf.n_positives_, (Y_true[:24] == 1).sum(0) + (Y_partial[24:] == 1).sum(0)
+    )
+
+
+def test_failed_partial_fit_leaves_model_untouched(tiny_model_dir, small, monkeypatch):
+    from sklearn_dallmi.net import DALLMiNet
+
+    texts, _, Y = small
+    clf = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y)
+    p = clf.predict_proba(texts)
+    w = head_weights(clf)
+    real_step = DALLMiNet.train_step
+    calls = []
+
+    def step_then_fail(self, batch, **kw):
+        out = real_step(self, batch, **kw)  # the weights of the trained net move
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(DALLMiNet, "train_step", step_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        clf.partial_fit(texts, Y)
+    monkeypatch.undo()
+    assert len(calls) == 2
+    assert clf.n_epochs_ == 1 and len(clf.history_) == 1
+    assert torch.equal(head_weights(clf), w)
+    np.testing.assert_array_equal(clf.predict_proba(texts), p)
+
+
+def test_warm_start_continues(tiny_model_dir, small):
+    texts, _, Y = small
+    clf = DALLMiClassifier(model=tiny_model_dir, warm_start=True, **FAST).fit(texts, Y)
+    w1 = head_weights(clf)
+    p1 = clf.predict_proba(texts)
+    clf.fit(texts, Y)
+    assert clf.n_epochs_ == 2 and len(clf.history_) == 2
+    assert not torch.equal(w1, head_weights(clf))
+    assert np.abs(clf.predict_proba(texts) - p1).max() > 1e-4
+    # Without warm_start, fit starts again from the encoder.
+    clf.set_params(warm_start=False)
+    clf.fit(texts, Y)
+    assert clf.n_epochs_ == 1 and len(clf.history_) == 1
+    np.testing.assert_array_equal(clf.predict_proba(texts), p1)
+
+
+def test_continuing_uses_new_lr(tiny_model_dir, small):
+    texts, _, Y = small
+    clf = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y)
+    clf.set_params(lr=1e-6)
+    clf.partial_fit(texts, Y)
+    lrs = {g["lr"] for g in clf.net_.optimizer_.param_groups}
+    assert lrs == {1e-6}
+
+
+# --------------------------------------------------------- reproducibility
+
+
+def test_same_random_state_same_probabilities(tiny_model_dir, small):
+    texts, _, Y = small
+    a = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y).predict_proba(texts)
+    b = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y).predict_proba(texts)
+    c = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "random_state": 1}).fit(
+        texts, Y).predict_proba(texts)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-4
+
+
+def test_fit_does_not_touch_global_torch_rng(tiny_model_dir, small):
+    texts, _, Y = small
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+# ------------------------------------------------------------ predictions
+
+
+def test_predict_proba_and_predict(fitted_pu, keyword_task):
+    texts = keyword_task.test.texts[:30]
+    proba = fitted_pu.predict_proba(texts)
+    assert proba.shape == (30, 3) and proba.dtype == np.float64
+    assert np.all((proba >= 0) & (proba <= 1))
+    pred = fitted_pu.predict(texts)
+    assert pred.shape == (30, 3)
+    assert set(np.unique(pred)) <= {0, 1}
+    np.testing.assert_array_equal(pred, (proba >= 0.5).astype(int))
+
+
+def test_predict_uses_per_label_threshold(fitted_pu, keyword_task):
+    texts = keyword_task.test.texts[:30]
+    est = copy.deepcopy(fitted_pu)
+    threshold = np.array([0.2, 0.5, 0.8])
+    est.set_params(threshold=threshold)
+    np.testing.assert_array_equal(
+        est.predict(texts), (est.predict_proba(texts) >= threshold).astype(int)
+    )
+
+
+def test_predict_proba_is_strictly_increasing_in_decision_function(fitted_pu, keyword_task):
+    texts = keyword_task.test.texts
+    scores = fitted_pu.decision_function(texts)
+    proba = fitted_pu.predict_proba(texts)
+    assert scores.shape == proba.shape
+    for label in range(3):
+        order = np.argsort(scores[:, label], kind="stable")
+        s, p = scores[order, label], proba[order, label]
+        strictly = np.diff(s) > 0
+        assert strictly.sum() > 10
+        assert np.all(np.diff(p)[strictly] > 0)  # no ties created (no clipping)
+        assert np.all(np.diff(p)[~strictly] == 0)
+    np.testing.assert_allclose(proba, expit(scores), rtol=1e-12)
+
+
+def test_proba_shift_puts_one_half_at_half_the_scale(fitted_pu, keyword_task):
+    # For a PU label, predict_proba = sigmoid(z - logit(s / 2)) with s the
+    # scale_quantile quantile of sigmoid(z) over the label's positive and
+    # unknown training rows. Recompute s by hand from the network's outputs
+    # (decision_function + proba_shift_ gives back z whatever the shift).
+    tr = keyword_task.train
+    texts, Y = tr.texts[:64], tr.Y_partial[:64]
+    phi = expit(fitted_pu.decision_function(texts) + fitted_pu.proba_shift_)
+    for label in range(3):
+        s = np.quantile(phi[Y[:, label] != 0, label], 0.99)
+        expected = np.log(s / 2) - np.log1p(-s / 2)
+        assert fitted_pu.proba_shift_[label] == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("q", [0.5, 1.0])
+def test_proba_shift_follows_scale_quantile(tiny_model_dir, small, q):
+    texts, Y_true, Y_partial = small
+    Y = Y_partial.copy()
+    Y[:, 0] = Y_true[:, 0]  # label 0 supervised: no shift
+    clf = DALLMiClassifier(model=tiny_model_dir, scale_quantile=q, **FAST).fit(texts, Y)
+    phi = expit(clf.decision_function(texts) + clf.proba_shift_)
+    assert clf.proba_shift_[0] == 0
+    for label in (1, 2):
+        s = np.quantile(phi[Y[:, label] != 0, label], q)
+        assert clf.proba_shift_[label] == pytest.approx(np.log(s / (2 - s)), abs=1e-4)
+    # VPU's rule: predict 1 where phi >= s / 2 (away from the boundary).
+    proba = clf.predict_proba(texts)
+    s2 = np.quantile(phi[Y[:, 2] != 0, 2], q)
+    clear = np.abs(phi[:, 2] - s2 / 2) > 1e-3
+    np.testing.assert_array_equal((proba[clear, 2] >= 0.5), phi[clear, 2] >= s2 / 2)
+
+
+def test_inference_order_and_batching_do_not_change_outputs(fitted_pu, keyword_task):
+    texts = keyword_task.test.texts[:40] + ["water " * 30, "x"]
+    proba = fitted_pu.predict_proba(texts)
+    reversed_proba = fitted_pu.predict_proba(texts[::-1])
+    np.testing.assert_allclose(reversed_proba[::-1], proba, rtol=1e-5, atol=1e-6)
+    single = np.vstack([fitted_pu.predict_proba([t]) for t in texts[:5]])
+    np.testing.assert_allclose(single, proba[:5], rtol=1e-5, atol=1e-6)
+
+
+def test_long_texts_are_truncated(tiny_model_dir):
+    texts = [" ".join(["water"] * 400), " ".join(["road"] * 400), "fire", "hello"]
+    clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_length": 128})
+    clf.fit(texts, [[1, -1], [-1, 1], [-1, -1], [-1, -1]])
+    assert clf.predict_proba(texts).shape == (4, 2)
+
+
+def test_max_epochs_zero_initialises_without_training(tiny_model_dir, small):
+    texts, _, Y = small
+    clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_epochs": 0}).fit(texts, Y)
+    assert clf.n_epochs_ == 0 and len(clf.history_) == 0
+    assert clf.predict_proba(texts).shape == (48, 3)
+
+
+# --------------------------------------------------------------- history
+
+
+def test_history_has_loss_terms_per_epoch(fitted_pu):
+    hist = fitted_pu.history_
+    assert len(hist) == 2
+    for row in hist:
+        for key in ("train_loss", "train_variational", "train_mixup", "train_bce"):
+            assert np.isfinite(row[key])
+    # Only 1 / -1 in y: there is no known entry, hence no BCE.
+    assert hist[:, "train_bce"] == [0.0, 0.0]
+
+
+def test_mixup_is_recorded_when_on_and_absent_when_off(tiny_model_dir, small):
+    texts, _, Y = small
+    on = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "mixup_weight": 0.3}).fit(texts, Y)
+    assert on.history_[-1, "train_mixup"] > 0
+    off = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "mixup_weight": 0.0}).fit(texts, Y)
+    assert off.history_[-1, "train_mixup"] == 0
+    # train_loss is variational + lambda * mixup + bce, batch-averaged.
+    h = on.history_[-1]
+    assert h["train_loss"] == pytest.approx(
+        h["train_variational"] + 0.3 * h["train_mixup"] + h["train_bce"], rel=1e-4, abs=1e-6
+    )
+
+
+def test_verbose_prints_an_epoch_table(tiny_model_dir, small, capsys):
+    texts, _, Y = small
+    capsys.readouterr()
+    DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_epochs": 2}).fit(texts, Y)
+    assert "train_mixup" not in capsys.readouterr().out  # verbose=0 is silent
+    DALLMiClassifier(model=tiny_model_dir, verbose=1, **{**FAST, "max_epochs": 2}).fit(texts, Y)
+    out = capsys.readouterr().out
+    for column in ("epoch", "train_loss", "train_variational", "train_mixup", "train_bce"):
+        assert column in out
+    lines = [ln for ln in out.splitlines() if ln.strip()[:1].isdigit()]
+    assert [ln.split()[0] for ln in lines] == ["1", "2"]
+
+
+# ------------------------------------------------- the mixed forward itself
+
+
+def _one_training_step(clf, texts, Y):
+    """Run one train_step_single on the fitted net, capturing the mixed pass."""
+    net = clf.net_
+    module = net.module_
+    captured = {}
+    orig_forward = module.forward
+    orig_mixup = net._mixup_inputs
+
+    def forward(input_ids=None, attention_mask=None, inputs_embeds=None):
+        out = orig_forward(input_ids=input_ids, attention_mask=attention_mask,
+                           inputs_embeds=inputs_embeds)
+        if inputs_embeds is not None:
+            if out.requires_grad:
+                out.retain_grad()
+            captured.update(mix_logits=out, inputs_embeds=inputs_embeds,
+                            mix_mask=attention_mask)
+        return out
+
+    def mixup_inputs(y_cpu):
+        partner, gamma = orig_mixup(y_cpu)
+        captured.update(partner=partner, gamma=gamma)
+        return partner, gamma
+
+    module.forward = forward
+    net._mixup_inputs = mixup_inputs
+    try:
+        ids = tokenize(clf.tokenizer_, texts, clf.max_length)
+        dataset = TokenizedDataset(ids, np.asarray(Y, dtype=np.float32))
+        batch = next(iter(net.get_iterator(dataset, training=True)))
+        net.optimizer_.zero_grad()
+        module.zero_grad()
+        net.history.new_epoch()  # train_step_single records the loss terms
+        net.history.new_batch()
+        net.train_step_single(batch)
+    finally:
+        del module.forward
+        del net._mixup_inputs
+    return batch, captured
+
+
+def test_mixed_forward_receives_gradient(tiny_model_dir, small):
+    texts, _, Y = small
+    clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_epochs": 0,
+                                                    "mixup_weight": 0.3}).fit(texts, Y)
+    batch, cap = _one_training_step(clf, texts, Y)
+    assert cap["partner"] is not None
+    mix_logits = cap["mix_logits"]
+    assert mix_logits.requires_grad
+    assert mix_logits.grad is not None and mix_logits.grad.abs().sum() > 0
+    # The mixed inputs are gamma * E(partner) + (1 - gamma) * E(row), on the
+    # word embeddings, with the union of the two attention masks.
+    x, _ = batch
+    with torch.no_grad():
+        emb = clf.net_.module_.embed(x["input_ids"])
+        g = cap["gamma"].view(-1, 1, 1)
+        p = cap["partner"]
+        torch.testing.assert_close(cap["inputs_embeds"], g * emb[p] + (1 - g) * emb)
+    mask = x["attention_mask"]
+    torch.testing.assert_close(cap["mix_mask"], torch.maximum(mask[p], mask))
+    # Each partner is an observed positive of a PU label of the batch.
+    y_batch = batch[1].numpy()
+    assert np.all(((y_batch[p.numpy()] == 1) & clf.pu_labels_).any(axis=1))
+
+
+def test_published_objective_mixed_forward_has_no_gradient(tiny_model_dir, small):
+    texts, _, Y = small
+    clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_epochs": 0,
+                                                    "objective": "published"}).fit(texts, Y)
+    _, cap = _one_training_step(clf, texts, Y)
+    assert cap["partner"] is not None
+    assert not cap["mix_logits"].requires_grad
+
+
+def test_no_mixed_forward_when_mixup_weight_is_zero(tiny_model_dir, small):
+    texts, _, Y = small
+    clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_epochs": 0,
+                                                    "mixup_weight": 0.0}).fit(texts, Y)
+    _, cap = _one_training_step(clf, texts, Y)
+    assert cap["partner"] is None and "mix_logits" not in cap
+
+
+def test_published_objective_fits(tiny_model_dir, small):
+    texts, _, Y = small
+    clf = DALLMiClassifier(model=tiny_model_dir, objective="published",
+                           **{**FAST, "max_epochs": 2}).fit(texts, Y)
+    proba = clf.predict_proba(texts)
+    assert proba.shape == (48, 3) and np.isfinite(proba).all()
+    assert clf.history_[-1, "train_mixup"] > 0
+    assert np.isfinite(clf.history_[-1, "train_variational"])
+
+
+# ---------------------------------------------------------- binary y
+
+
+def test_one_dimensional_y_is_binary(tiny_model_dir, small):
+    texts, Y_true, Y_partial = small
+    for y in (Y_true[:, 0], Y_partial[:, 0]):
+        clf = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, y)
+        np.testing.assert_array_equal(clf.classes_, [0, 1])
+        proba = clf.predict_proba(texts)
+        assert proba.shape == (48, 2)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+        pred = clf.predict(texts)
+        assert pred.shape == (48,) and set(np.unique(pred)) <= {0, 1}
+        np.testing.assert_array_equal(pred, (proba[:, 1] >= 0.5).astype(int))
+        assert clf.decision_function(texts).shape == (48,)
+        np.testing.assert_allclose(proba[:, 1], expit(clf.decision_function(texts)))
+
+
+def test_two_dimensional_y_classes_layout(fitted_pu):
+    assert len(fitted_pu.classes_) == 3
+    for c in fitted_pu.classes_:
+        np.testing.assert_array_equal(c, [0, 1])
+    assert fitted_pu.n_labels_ == 3
+
+
+# ------------------------------------------------------------ persistence
+
+
+def test_joblib_round_trip(fitted_pu, keyword_task, tmp_path):
+    texts = keyword_task.test.texts[:20]
+    expected = fitted_pu.predict_proba(texts)
+    path = tmp_path / "clf.joblib"
+    joblib.dump(fitted_pu, path)
+    loaded = joblib.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(texts), expected)
+    np.testing.assert_array_equal(loaded.proba_shift_, fitted_pu.proba_shift_)
+    assert loaded.n_epochs_ == fitted_pu.n_epochs_
+    # The loaded model can keep training.
+    tr = keyword_task.train
+    loaded.partial_fit(tr.texts[:16], tr.Y_partial[:16])
+    assert loaded.n_epochs_ == fitted_pu.n_epochs_ + 1
+
+
+def test_score_is_macro_ap_with_unknown_as_negative(fitted_pu, keyword_task):
+    te = keyword_task.test
+    proba = fitted_pu.predict_proba(te.texts)
+    Y = np.where(te.Y_true == 1, 1, -1)
+    Y[::2] = np.where(Y[::2] == 1, -1, Y[::2])  # hide some positives
+    expected = np.mean([average_precision_score(Y[:, j] == 1, proba[:, j]) for j in range(3)])
+    assert fitted_pu.score(te.texts, Y) == pytest.approx(expected)
+
+
+def test_model_directory_not_needed_after_fit(tiny_model_dir, small, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    texts, _, Y = small
+    model_dir = tmp_path / "encoder"
+    shutil.copytree(tiny_model_dir, model_dir)
+    clf = DALLMiClassifier(model=Path(model_dir), **FAST).fit(texts, Y)  # PathLike
+    expected = clf.predict_proba(texts)
+    joblib.dump(clf, tmp_path / "clf.joblib")
+    shutil.rmtree(model_dir)
+    loaded = joblib.load(tmp_path / "clf.joblib")
+    np.testing.assert_array_equal(loaded.predict_proba(texts), expected)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RuntimeError,
+    reason="max_length above the encoder's max_position_embeddings (128 for the "
+    "tiny encoder) is passed to the tokenizer unchecked; the forward pass then "
+    "fails with an opaque RuntimeError about tensor sizes",
+)
+def test_max_length_beyond_encoder_positions_is_clamped_or_rejected(tiny_model_dir):
+    texts = [" ".join(["water"] * 300), "fire", "road", "hello"]
+    clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_length": 512})
+    try:
+        clf.fit(texts, [[1, -1], [-1, 1], [-1, -1], [-1, 1]])
+    except ValueError as exc:  # an explicit message is fine too
+        assert "max_length" in str(exc)
+    else:
+        assert clf.predict_proba(texts).shape == (4, 2)
