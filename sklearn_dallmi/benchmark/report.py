@@ -90,7 +90,7 @@ def plot(rows, methods, path):
 
     summary = summarize(rows)
     keeps = sorted({k for _, k in summary})
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.6))
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 4.2))
     for ax, metric in zip(axes, METRICS):
         for method in methods:
             pts = [(k, *summary[(method, k)][metric][:2]) for k in keeps if (method, k) in summary]
@@ -102,8 +102,10 @@ def plot(rows, methods, path):
         ax.set_xlabel("share of target positives kept")
         ax.set_xticks(keeps)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
