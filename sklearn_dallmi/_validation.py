@@ -83,7 +83,7 @@ def check_labels(y, n_samples, name="y"):
         row, col = bad[0]
         raise ValueError(
             f"{name} must hold only 1 (positive), 0 (negative) and -1 (unknown); "
-            f"found {Y[row, col]!r} at row {row}, column {col} "
+            f"found {Y[row, col].item()!r} at row {row}, column {col} "
             f"({len(bad)} invalid entries in all)."
         )
     return Y.astype(np.int8), binary

@@ -97,10 +97,10 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
 
     Attributes
     ----------
-    classes_ : list of numpy.ndarray or numpy.ndarray
-        For a 2-D ``y``: one ``array([0, 1])`` per label (the multi-output
-        layout that scikit-learn's scorers read as multi-label). For a 1-D
-        ``y``: ``array([0, 1])``.
+    classes_ : numpy.ndarray of shape (n_labels, 2) or (2,)
+        For a 2-D ``y``: one row ``[0, 1]`` per label (the layout that
+        scikit-learn's scorers and ``cross_val_predict`` read as
+        multi-label). For a 1-D ``y``: ``array([0, 1])``.
     n_labels_ : int
         Number of labels ``L``.
     pu_labels_ : numpy.ndarray of shape (n_labels,), dtype bool
@@ -289,9 +289,14 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         tokenizer = load_tokenizer(name_or_path)
         if tokenizer.pad_token_id is None:
             raise ValueError(f"The tokenizer of {name_or_path!r} has no padding token.")
-        module = EncoderClassifier(
-            load_encoder(name_or_path), n_labels, pooling=self.pooling, dropout=self.dropout
-        )
+        encoder = load_encoder(name_or_path)
+        limit = getattr(encoder.config, "max_position_embeddings", None)
+        if limit is not None and self.max_length > limit:
+            raise ValueError(
+                f"max_length={self.max_length} exceeds the {limit} positions of the "
+                f"encoder {name_or_path!r}; set max_length <= {limit}."
+            )
+        module = EncoderClassifier(encoder, n_labels, pooling=self.pooling, dropout=self.dropout)
         load_head_if_compatible(module, name_or_path)
         callbacks = []
         if self.verbose >= 2:
@@ -341,7 +346,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
                 # fitted model as it was.
                 net = copy.deepcopy(self.net_)
                 net.set_params(
-                    lr=self.lr, batch_size=self.batch_size, verbose=int(self.verbose >= 1)
+                    lr=self.lr, optimizer__weight_decay=self.weight_decay,
+                    batch_size=self.batch_size, verbose=int(self.verbose >= 1),
                 )
                 net.criterion_.mixup_weight = self.mixup_weight
                 net.criterion_.objective = self.objective
@@ -366,9 +372,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         self.device_ = device
         self.n_labels_ = Y.shape[1]
         self._binary = binary
-        self.classes_ = (
-            np.array([0, 1]) if binary else [np.array([0, 1]) for _ in range(Y.shape[1])]
-        )
+        self.classes_ = np.array([0, 1]) if binary else np.tile([0, 1], (Y.shape[1], 1))
         self.pu_labels_ = pu
         self.proba_shift_ = shift
         self.n_positives_ = n_positives

@@ -543,13 +543,6 @@ def test_model_directory_not_needed_after_fit(tiny_model_dir, small, tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(texts), expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="max_length above the encoder's max_position_embeddings (128 for the "
-    "tiny encoder) is passed to the tokenizer unchecked; the forward pass then "
-    "fails with an opaque RuntimeError about tensor sizes",
-)
 def test_max_length_beyond_encoder_positions_is_clamped_or_rejected(tiny_model_dir):
     texts = [" ".join(["water"] * 300), "fire", "road", "hello"]
     clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_length": 512})

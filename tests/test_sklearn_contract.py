@@ -152,13 +152,6 @@ def test_cross_val_predict_proba_binary(tiny_model_dir, data):
     assert proba.shape == (40, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="classes_ is a list of L arrays while predict_proba returns one (n, L) "
-    "array; sklearn's _enforce_prediction_order calls classes_.shape[0] -> "
-    "AttributeError: 'list' object has no attribute 'shape'",
-)
 def test_cross_val_predict_proba_multilabel(tiny_model_dir, data):
     texts, Y_true, _ = data
     proba = cross_val_predict(DALLMiClassifier(model=tiny_model_dir, **FAST), texts,

@@ -42,11 +42,6 @@ def test_value_outside_label_set_names_row_and_column(clf):
         clf.fit(TEXTS, y)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_validation.check_labels formats the bad value with !r, which under "
-    "NumPy 2 reads 'found np.int64(2)' instead of 'found 2'",
-)
 def test_value_outside_label_set_message_shows_plain_value(clf):
     y = [[1, -1], [-1, 1], [0, 2], [-1, -1]]
     with pytest.raises(ValueError, match=r"found 2 at row 2, column 1"):
