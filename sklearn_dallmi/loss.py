@@ -116,8 +116,11 @@ def known_entries_bce(logits, y, pu_labels):
     Parameters
     ----------
     logits : torch.Tensor of shape (n_rows, n_labels)
+        Raw scores ``z``.
     y : torch.Tensor of shape (n_rows, n_labels)
+        Labels in ``{1, 0, -1}``.
     pu_labels : torch.Tensor of shape (n_labels,), dtype bool
+        Which labels are trained in PU mode.
 
     Returns
     -------
@@ -143,12 +146,16 @@ def published_norm_loss(logits, y, pu_labels):
     Parameters
     ----------
     logits : torch.Tensor of shape (n_rows, n_labels)
+        Raw scores ``z``.
     y : torch.Tensor of shape (n_rows, n_labels)
+        Labels in ``{1, 0, -1}``.
     pu_labels : torch.Tensor of shape (n_labels,), dtype bool
+        Which labels are trained in PU mode.
 
     Returns
     -------
     loss : torch.Tensor
+        A scalar, summed over the PU labels.
     """
     phi = torch.sigmoid(logits)
     pos = ((y == 1) & pu_labels).to(phi.dtype)
@@ -174,6 +181,7 @@ def draw_mixup_partners(y, pu_labels, alpha, rng):
     alpha : float
         Beta distribution parameter, > 0.
     rng : numpy.random.Generator
+        Source of randomness.
 
     Returns
     -------
@@ -181,6 +189,7 @@ def draw_mixup_partners(y, pu_labels, alpha, rng):
         Batch index of each row's partner; None when no PU label has a
         positive in the batch (no MixUp for this batch).
     gamma : numpy.ndarray of shape (n_rows,) or None
+        Mixing weight of each row's partner; None with ``partner``.
     """
     pos = (y == 1) & pu_labels
     labels = np.flatnonzero(pos.any(axis=0))
@@ -221,11 +230,30 @@ class DALLMiLoss(torch.nn.Module):
         self.register_buffer("pu_labels", torch.zeros(n_labels, dtype=torch.bool))
 
     def set_pu_labels(self, pu_labels):
-        """Set which labels are trained in PU mode (decided once per fit)."""
+        """Set which labels are trained in PU mode (decided once per fit).
+
+        Parameters
+        ----------
+        pu_labels : array-like of shape (n_labels,), dtype bool
+            True for the labels trained in PU mode.
+        """
         self.pu_labels.copy_(torch.as_tensor(np.asarray(pu_labels), dtype=torch.bool))
 
     def forward(self, logits, y, mix_logits=None, partner=None, gamma=None):
         """Compute the loss and its terms.
+
+        Parameters
+        ----------
+        logits : torch.Tensor of shape (n_rows, n_labels)
+            Logits of the batch.
+        y : torch.Tensor of shape (n_rows, n_labels)
+            Labels in ``{1, 0, -1}``.
+        mix_logits : torch.Tensor of shape (n_rows, n_labels) or None, default=None
+            Logits of the mixed inputs; None computes no MixUp term.
+        partner : torch.Tensor of shape (n_rows,) or None, default=None
+            Index in the batch of each row's MixUp partner.
+        gamma : torch.Tensor of shape (n_rows,) or None, default=None
+            Mixing weight of each row's partner.
 
         Returns
         -------

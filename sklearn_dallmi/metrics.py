@@ -67,20 +67,24 @@ def binarized_average_precision(y_true, scores, threshold=0.5):
 
     Kept for comparability with published numbers only. Rounding the scores
     throws the ranking away, so a model that never predicts a rare label
-    scores that label's prevalence rather than zero (``REFERENCE.md``
-    section 2, item 6). Prefer :func:`macro_average_precision`.
+    scores that label's prevalence rather than zero (see "Why thresholded
+    average precision misleads" in the user guide). Prefer
+    :func:`macro_average_precision`.
 
     Parameters
     ----------
     y_true : array-like of shape (n_samples, n_labels)
-        Labels in ``{1, 0, -1}``.
+        Labels in ``{1, 0, -1}``; ``-1`` counts as negative.
     scores : array-like of the same shape
         Probabilities.
     threshold : float, default=0.5
+        Scores at or above it are predicted positive.
 
     Returns
     -------
     score : float
+        Macro average precision of the 0/1 predictions over labels with at
+        least one positive; NaN if there is none.
     """
     return macro_average_precision(y_true, np.asarray(scores) >= threshold)
 

@@ -464,10 +464,13 @@ def read_manifest(directory):
     Parameters
     ----------
     directory : str or os.PathLike
+        A directory written by :func:`save_pretrained`.
 
     Returns
     -------
     manifest : dict
+        The parsed ``dallmi.json``: format and version, ``params``,
+        ``fitted`` and ``head`` sections, and the optional ones.
 
     Raises
     ------

@@ -94,8 +94,11 @@ class LabelBalancedSampler:
     positives : numpy.ndarray of shape (n_rows, n_labels), dtype bool
         Observed positives.
     batch_size : int
+        Rows per batch, positives included.
     positive_fraction : float
+        Share of each batch drawn label-balanced, in ``[0, 1)``.
     random_state : int, numpy.random.Generator or None
+        Seeds the generator that draws the batches.
     """
 
     def __init__(self, positives, batch_size, positive_fraction, random_state=None):
