@@ -1,0 +1,57 @@
+"""The predict_proba memory benchmark runs end to end on a tiny encoder.
+
+Only a few hundred texts here: the 10,000 / 100,000-text figures come from
+``python -m sklearn_dallmi.benchmark.memory``, never from the test suite.
+"""
+
+import pytest
+import torch
+
+import sklearn_dallmi.models
+from sklearn_dallmi.benchmark.memory import measure_predict_memory, synthetic_texts
+
+
+@pytest.fixture(scope="module")
+def _memory_model(tmp_path_factory):
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(sklearn_dallmi.models.default_model_path())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = BertModel(config)
+    path = tmp_path_factory.mktemp("memory_bert")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def test_synthetic_texts_are_short_and_reproducible():
+    a, b = synthetic_texts(500, seed=3), synthetic_texts(500, seed=3)
+    assert a == b and len(a) == 500
+    assert a != synthetic_texts(500, seed=4)
+    lengths = [len(t.split()) for t in a]
+    assert min(lengths) >= 4 and max(lengths) <= 12
+
+
+def test_measure_predict_memory_in_a_child_process(_memory_model):
+    n, n_labels = 300, 3
+    r = measure_predict_memory(n, model=_memory_model, n_labels=n_labels, max_length=16,
+                               batch_size=8, timeout=300)
+    assert r["n_texts"] == n and r["n_labels"] == n_labels
+    assert r["model"] == _memory_model and r["layers"] is None
+    assert r["output_mib"] == pytest.approx(n * n_labels * 8 / 2**20)
+    assert r["rss_before_mib"] > 50  # torch and transformers are loaded in the child
+    assert r["peak_rss_mib"] >= r["rss_before_mib"] - 1
+    assert r["peak_delta_mib"] == pytest.approx(r["peak_rss_mib"] - r["rss_before_mib"])
+    assert r["seconds"] > 0 and r["texts_per_second"] == pytest.approx(n / r["seconds"])
+    assert r["torch_threads"] >= 1
+
+
+def test_child_failure_is_reported(tmp_path):
+    with pytest.raises(RuntimeError, match=r"memory measurement for 10 texts failed"):
+        measure_predict_memory(10, model=str(tmp_path / "missing"), timeout=300)
