@@ -70,8 +70,8 @@ print("PU labels:", clf.pu_labels_)
 # Reading the history
 # -------------------
 # ``history_[:, key]`` gives one value per epoch (the mean over the epoch's
-# batches); ``history_[:, "batches", :, key]`` the values of every batch,
-# epoch by epoch.
+# batches, drawn at the middle of the epoch); ``history_[:, "batches", :,
+# key]`` the values of every batch, epoch by epoch.
 
 terms = ["train_variational", "train_mixup", "train_bce", "train_loss"]
 epochs = np.asarray(clf.history_[:, "epoch"])
@@ -85,7 +85,7 @@ fig, axes = plt.subplots(1, len(terms), figsize=(13, 3.5), layout="constrained")
 for ax, term in zip(axes, terms):
     batch_axis = (np.arange(len(per_batch[term])) + 1) / batches_per_epoch
     ax.plot(batch_axis, per_batch[term], color="tab:blue", alpha=0.35, label="batch")
-    ax.plot(epochs, per_epoch[term], "o-", color="tab:blue", label="epoch mean")
+    ax.plot(epochs - 0.5, per_epoch[term], "o-", color="tab:blue", label="epoch mean")
     ax.set_title(term)
     ax.set_xlabel("epoch")
 axes[0].legend()

@@ -1,8 +1,9 @@
 """Metrics for multi-label scores, aware of the ``-1`` (unknown) convention.
 
 With partial labels, an unknown entry is counted as a negative. Under the
-SCAR assumption this biases average precision downwards by the same amount
-for every model, so it still ranks models; it is not the AP on fully labelled
+SCAR assumption this scales each label's average precision down by about
+the share of its positives that is marked, the same factor for every model,
+so it still ranks models in expectation; it is not the AP on fully labelled
 data. Labels without a positive are left out of the macro averages.
 """
 
