@@ -293,7 +293,11 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         if tokenizer.pad_token_id is None:
             raise ValueError(f"The tokenizer of {name_or_path!r} has no padding token.")
         encoder = load_encoder(name_or_path)
-        limit = getattr(encoder.config, "max_position_embeddings", None)
+        limits = [getattr(encoder.config, "max_position_embeddings", None),
+                  getattr(tokenizer, "model_max_length", None)]
+        # Tokenizers without a known limit report a huge sentinel value.
+        limits = [v for v in limits if v is not None and v < 1_000_000]
+        limit = min(limits) if limits else None
         if limit is not None and self.max_length > limit:
             raise ValueError(
                 f"max_length={self.max_length} exceeds the {limit} positions of the "
@@ -471,7 +475,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, X):
         check_is_fitted(self, "net_")
         texts = check_texts(X)
-        out = np.empty((len(texts), self.n_labels_), dtype=np.float32)
+        out = np.empty((len(texts), self.n_labels_), dtype=np.float64)
         for start in range(0, len(texts), _PREDICT_CHUNK):
             ids = tokenize(self.tokenizer_, texts[start:start + _PREDICT_CHUNK], self.max_length)
             out[start:start + len(ids)] = self.net_.predict_logits(ids, 2 * self.batch_size)
@@ -494,7 +498,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         scores : numpy.ndarray of shape (n_samples, n_labels) or (n_samples,)
             ``(n_samples,)`` when the model was fitted on a 1-D ``y``.
         """
-        scores = self._logits(X).astype(np.float64) - self.proba_shift_
+        scores = self._logits(X)
+        scores -= self.proba_shift_
         scores[:, self.n_positives_ == 0] = -np.inf
         return scores[:, 0] if self._binary else scores
 
@@ -518,10 +523,10 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             ``(n_samples, 2)`` with the columns of ``classes_``.
         """
         scores = self.decision_function(X)
-        proba = expit(scores)
         if self._binary:
+            proba = expit(scores)
             return np.column_stack([1 - proba, proba])
-        return proba
+        return expit(scores, out=scores)
 
     def predict(self, X):
         """Predict labels in ``{0, 1}``: ``predict_proba >= threshold``.

@@ -99,7 +99,7 @@ def load_tokenizer(name_or_path):
 
     try:
         return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise ValueError(f"Could not load a tokenizer from {name_or_path!r}: {exc}") from exc
 
 
@@ -110,5 +110,5 @@ def load_encoder(name_or_path):
     try:
         with _quiet_loading():
             return AutoModel.from_pretrained(name_or_path, trust_remote_code=False)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise ValueError(f"Could not load an encoder from {name_or_path!r}: {exc}") from exc

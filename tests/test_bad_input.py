@@ -397,10 +397,7 @@ CASES = {
     "fit/model_is_a_file": Case(
         _model_is_a_file, raises=ValueError, match=r"weights\.txt'? is not a Hugging Face"),
     "fit/model_dir_with_empty_config": Case(
-        _empty_config, raises=ValueError, match=r"broken_model",
-        xfail="models.load_tokenizer only wraps OSError; transformers raises a ValueError "
-              "about the tokenizer backend that does not name the directory",
-        xfail_raises=AssertionError),
+        _empty_config, raises=ValueError, match=r"broken_model"),
     # ------------------------------------------------------------- parameters
     "fit/negative_lr": Case(
         lambda ctx: ctx.make(lr=-1e-4).fit(TEXTS, Y_OK), raises=InvalidParameterError,

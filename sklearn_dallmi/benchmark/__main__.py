@@ -9,9 +9,9 @@ def _parser():
     p = argparse.ArgumentParser(
         prog="python -m sklearn_dallmi.benchmark",
         description="DALLMi domain-adaptation benchmark on Disaster Response Messages "
-        "(default), or the speed run ('speed').",
+        "(default), the speed run ('speed') or the predict_proba memory run ('memory').",
     )
-    p.add_argument("command", nargs="?", default="adaptation", choices=["adaptation", "speed"],
+    p.add_argument("command", nargs="?", default="adaptation", choices=["adaptation", "speed", "memory"],
                    help="which benchmark to run (default: adaptation)")
     p.add_argument("--output", default="benchmark_results",
                    help="folder for results.csv, the figure and caches (default: %(default)s)")
@@ -31,6 +31,11 @@ def main(argv=None):
         from .speed import run_speed
 
         run_speed(args.output, device=args.device)
+        return 0
+    if args.command == "memory":
+        from .memory import run_memory
+
+        run_memory(output=args.output, cache_dir=os.path.join(args.output, "cache"))
         return 0
 
     from .adaptation import ALL_PAIRS, METHODS, Config, Runner
