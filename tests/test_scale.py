@@ -1,0 +1,112 @@
+"""Scaling: streamed inference, proba_dtype, device and compile options."""
+
+import numpy as np
+import pytest
+
+import sklearn_dallmi.classifier as classifier_module
+from sklearn_dallmi import DALLMiClassifier
+
+FAST = dict(max_epochs=1, batch_size=8, max_length=24, lr=1e-3, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_model_dir, keyword_task):
+    tr = keyword_task.train
+    return DALLMiClassifier(model=tiny_model_dir, **FAST).fit(tr.texts[:48], tr.Y_partial[:48])
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of 7 texts, so that a few dozen texts cross several chunks."""
+    monkeypatch.setattr(classifier_module, "_PREDICT_CHUNK", 7)
+
+
+# ------------------------------------------------------- streamed inference
+
+@pytest.mark.parametrize("method", ["predict_proba", "decision_function", "predict"])
+def test_generator_gives_the_same_result_as_a_list(fitted, keyword_task, small_chunks, method):
+    texts = keyword_task.test.texts[:40]
+    expected = getattr(fitted, method)(list(texts))
+    got = getattr(fitted, method)(t for t in texts)  # no len(): per-chunk arrays
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_chunking_does_not_change_outputs(fitted, keyword_task, monkeypatch):
+    texts = keyword_task.test.texts[:40]
+    whole = fitted.predict_proba(texts)  # one chunk
+    monkeypatch.setattr(classifier_module, "_PREDICT_CHUNK", 3)
+    # Other chunks make other length-sorted batches: other padded shapes, so
+    # float32 sums in another order (differences of ~1e-8), not other values.
+    np.testing.assert_allclose(fitted.predict_proba(texts), whole, atol=1e-6)
+    np.testing.assert_allclose(fitted.predict_proba(iter(texts)), whole, atol=1e-6)
+
+
+def test_bad_entry_deep_in_a_generator_names_its_global_index(fitted, small_chunks):
+    def lines():
+        for i in range(30):
+            yield None if i == 17 else f"line {i} about water"
+
+    with pytest.raises(ValueError, match=r"X\[17\] is NoneType \(None\), not a string"):
+        fitted.predict_proba(lines())
+
+
+def test_empty_generator_is_rejected(fitted):
+    with pytest.raises(ValueError, match="X is empty"):
+        fitted.predict(t for t in [])
+
+
+def test_streaming_reads_the_input_lazily(fitted, small_chunks, monkeypatch):
+    # The iterator is read one chunk at a time, not all at once.
+    seen = []
+    calls = []
+    original = classifier_module.tokenize
+
+    def spy(tokenizer, texts, max_length):
+        calls.append((len(seen), len(texts)))
+        return original(tokenizer, texts, max_length)
+
+    monkeypatch.setattr(classifier_module, "tokenize", spy)
+
+    def lines():
+        for i in range(20):
+            seen.append(i)
+            yield f"text {i}"
+
+    assert fitted.predict_proba(lines()).shape == (20, 3)
+    # At the first tokenisation only the first chunk (7 texts) was read.
+    assert calls[0] == (7, 7)
+    assert [n for _, n in calls] == [7, 7, 6]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_proba_dtype(fitted, keyword_task, dtype):
+    texts = keyword_task.test.texts[:20]
+    reference = fitted.predict_proba(texts)
+    assert reference.dtype == np.float64
+    fitted.set_params(proba_dtype=dtype)
+    try:
+        proba = fitted.predict_proba(texts)
+        from_generator = fitted.predict_proba(t for t in texts)
+        labels = fitted.predict(texts)
+    finally:
+        fitted.set_params(proba_dtype="float64")
+    assert proba.dtype == np.dtype(dtype) and from_generator.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(from_generator, proba)
+    np.testing.assert_allclose(proba, reference, atol=1e-3 if dtype == "float16" else 1e-7)
+    # predict thresholds the float64 values, whatever proba_dtype is.
+    np.testing.assert_array_equal(labels, (reference >= 0.5).astype(int))
+
+
+def test_proba_dtype_binary(tiny_model_dir, keyword_task):
+    tr = keyword_task.train
+    clf = DALLMiClassifier(model=tiny_model_dir, proba_dtype="float16", **FAST)
+    proba = clf.fit(tr.texts[:32], tr.Y_partial[:32, 0]).predict_proba(tr.texts[:5])
+    assert proba.shape == (5, 2) and proba.dtype == np.float16
+
+
+def test_invalid_proba_dtype_is_rejected(tiny_model_dir, keyword_task):
+    tr = keyword_task.train
+    clf = DALLMiClassifier(model=tiny_model_dir, proba_dtype="int8", **FAST)
+    with pytest.raises(ValueError, match="proba_dtype"):
+        clf.fit(tr.texts[:16], tr.Y_partial[:16])
