@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import PassthroughScoring
-from skorch.utils import to_device
 
 from .loss import draw_mixup_partners
 from .sampling import LabelBalancedSampler
@@ -35,20 +34,41 @@ class TokenizedDataset(torch.utils.data.Dataset):
         return self.ids[i], (None if self.y is None else self.y[i])
 
 
-class _BalancedIterator:
-    """Label-balanced training batches; one pass of ``iter`` is one epoch."""
+def _is_cuda(device):
+    return str(device).startswith("cuda")
 
-    def __init__(self, dataset, sampler, pad_id):
+
+def _pinned(batch):
+    """The tensors of a collated batch in page-locked memory."""
+    return {name: tensor.pin_memory() for name, tensor in batch.items()}
+
+
+def _to(batch, device):
+    """Move a collated batch; asynchronous from pinned memory on CUDA."""
+    return {name: tensor.to(device, non_blocking=_is_cuda(device))
+            for name, tensor in batch.items()}
+
+
+class _BalancedIterator:
+    """Label-balanced training batches; one pass of ``iter`` is one epoch.
+
+    With ``pin=True`` (the device is CUDA) the batches are collated into
+    page-locked memory, so that copies to the GPU can be asynchronous.
+    """
+
+    def __init__(self, dataset, sampler, pad_id, pin=False):
         self.dataset = dataset
         self.sampler = sampler
         self.pad_id = pad_id
+        self.pin = pin
 
     def __iter__(self):
         for rows in self.sampler:
-            yield (
-                collate(self.dataset.ids, rows, self.pad_id),
-                torch.from_numpy(self.dataset.y[rows]),
-            )
+            x = collate(self.dataset.ids, rows, self.pad_id)
+            y = torch.from_numpy(self.dataset.y[rows])
+            if self.pin:
+                x, y = _pinned(x), y.pin_memory()
+            yield x, y
 
     def __len__(self):
         return len(self.sampler)
@@ -70,12 +90,26 @@ class DALLMiNet(NeuralNet):
         Share of each training batch drawn label-balanced.
     seed : int
         Seeds the sampler and the MixUp draws.
+    compile_forward : bool, default=False
+        Run the module's forward passes through ``torch.compile``. The
+        compiled wrapper shares the module's parameters and is rebuilt after
+        copying or unpickling, so ``module_`` and its state dict stay those
+        of the plain module.
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
+
+    Notes
+    -----
+    Host-device synchronisation: a training step records its loss terms
+    (``train_variational``, ``train_mixup``, ``train_bce``) in
+    ``on_batch_end``, after skorch has read the loss with ``.item()``. That
+    read is skorch's own and waits for the step to finish; the terms are
+    fetched with one ``tolist()`` right after it, when the device is idle, so
+    the step itself has no synchronisation point of ours.
     """
 
     def __init__(self, module, criterion, *, pad_id, mixup_alpha, positive_fraction,
-                 seed, **kwargs):
+                 seed, compile_forward=False, **kwargs):
         kwargs.setdefault("train_split", None)
         callbacks = list(kwargs.pop("callbacks", None) or [])
         callbacks += [
@@ -87,6 +121,7 @@ class DALLMiNet(NeuralNet):
         self.mixup_alpha = mixup_alpha
         self.positive_fraction = positive_fraction
         self.seed = seed
+        self.compile_forward = compile_forward
         self.rng_ = np.random.default_rng(seed)
 
     def __getstate__(self):
@@ -94,6 +129,7 @@ class DALLMiNet(NeuralNet):
         # them twice (``module`` and ``module_``) and only maps the fitted
         # copy from GPU to CPU on load: store the fitted one once.
         state = super().__getstate__()
+        state.pop("_compiled_forward", None)
         for name in ("module", "criterion"):
             if state.get(name) is not None and state[name] is self.__dict__.get(name + "_"):
                 state[name] = _SAME_AS_FITTED
@@ -116,6 +152,16 @@ class DALLMiNet(NeuralNet):
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def forward_module(self, **inputs):
+        """Call the module, through ``torch.compile`` if ``compile_forward``."""
+        if not self.compile_forward:
+            return self.module_(**inputs)
+        compiled = self.__dict__.get("_compiled_forward")
+        if compiled is None or compiled[0] is not self.module_:
+            compiled = (self.module_, torch.compile(self.module_))
+            self._compiled_forward = compiled
+        return compiled[1](**inputs)
+
     def get_iterator(self, dataset, training=False):
         if not training:
             raise NotImplementedError("Inference goes through predict_logits.")
@@ -124,7 +170,7 @@ class DALLMiNet(NeuralNet):
             positives, self.batch_size, self.positive_fraction,
             random_state=int(self.rng_.integers(2**63 - 1)),
         )
-        return _BalancedIterator(dataset, sampler, self.pad_id)
+        return _BalancedIterator(dataset, sampler, self.pad_id, pin=_is_cuda(self.device))
 
     def _mixup_inputs(self, y_cpu):
         criterion = self.criterion_
@@ -143,13 +189,14 @@ class DALLMiNet(NeuralNet):
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         x_cpu, y_cpu = batch
-        x = to_device(x_cpu, self.device)
-        y = y_cpu.to(self.device, non_blocking=True)
+        x = _to(x_cpu, self.device)
+        y = y_cpu.to(self.device, non_blocking=_is_cuda(self.device))
         partner, gamma = self._mixup_inputs(y_cpu)
         module = self.module_
         mix_logits = None
         with self.autocast():
-            logits = module(input_ids=x["input_ids"], attention_mask=x["attention_mask"])
+            logits = self.forward_module(input_ids=x["input_ids"],
+                                         attention_mask=x["attention_mask"])
             if partner is not None:
                 grad = self.criterion_.objective != "published"
                 with torch.set_grad_enabled(grad):
@@ -157,13 +204,18 @@ class DALLMiNet(NeuralNet):
                     g = gamma.view(-1, 1, 1).to(emb.dtype)
                     mixed = g * emb[partner] + (1 - g) * emb
                     mask = torch.maximum(x["attention_mask"][partner], x["attention_mask"])
-                    mix_logits = module(inputs_embeds=mixed, attention_mask=mask)
+                    mix_logits = self.forward_module(inputs_embeds=mixed, attention_mask=mask)
         loss, terms = self.criterion_(logits, y, mix_logits, partner, gamma)
         loss.backward()
-        values = torch.stack([terms[t] for t in LOSS_TERMS]).tolist()
-        for term, value in zip(LOSS_TERMS, values):
-            self.history.record_batch(f"train_{term}", value)
-        return {"loss": loss, "y_pred": logits}
+        # Kept on the device; read in on_batch_end, after skorch's own sync.
+        loss_terms = torch.stack([terms[t].detach().float() for t in LOSS_TERMS])
+        return {"loss": loss, "y_pred": logits, "loss_terms": loss_terms}
+
+    def on_batch_end(self, net, batch=None, training=False, loss_terms=None, **kwargs):
+        super().on_batch_end(net, batch=batch, training=training, **kwargs)
+        if training and loss_terms is not None:
+            for term, value in zip(LOSS_TERMS, loss_terms.tolist()):
+                self.history.record_batch(f"train_{term}", value)
 
     def predict_logits(self, ids, batch_size):
         """Logits for tokenised texts, computed in length-sorted batches.
@@ -185,6 +237,8 @@ class DALLMiNet(NeuralNet):
         self._set_training(False)
         with torch.inference_mode(), self.autocast():
             for rows in length_sorted_batches(ids, batch_size):
-                x = to_device(collate(ids, rows, self.pad_id), self.device)
-                out[rows] = self.module_(**x).float().cpu().numpy()
+                x = collate(ids, rows, self.pad_id)
+                if _is_cuda(self.device):
+                    x = _pinned(x)
+                out[rows] = self.forward_module(**_to(x, self.device)).float().cpu().numpy()
         return out

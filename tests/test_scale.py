@@ -1,10 +1,18 @@
 """Scaling: streamed inference, proba_dtype, device and compile options."""
 
+import contextlib
+import copy
+import pickle
+import warnings
+
 import numpy as np
 import pytest
+import torch
 
 import sklearn_dallmi.classifier as classifier_module
 from sklearn_dallmi import DALLMiClassifier
+from sklearn_dallmi.net import LOSS_TERMS, TokenizedDataset
+from sklearn_dallmi.text import tokenize
 
 FAST = dict(max_epochs=1, batch_size=8, max_length=24, lr=1e-3, random_state=0)
 
@@ -110,3 +118,89 @@ def test_invalid_proba_dtype_is_rejected(tiny_model_dir, keyword_task):
     clf = DALLMiClassifier(model=tiny_model_dir, proba_dtype="int8", **FAST)
     with pytest.raises(ValueError, match="proba_dtype"):
         clf.fit(tr.texts[:16], tr.Y_partial[:16])
+
+
+# ------------------------------------------------------------ devices (mocked)
+
+def test_auto_device_resolves_to_cuda_when_available(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert classifier_module._resolve_device("auto") == "cuda"
+    assert classifier_module._resolve_device("cuda:1") == "cuda:1"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert classifier_module._resolve_device("auto") == "cpu"
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        classifier_module._resolve_device("cuda")
+
+
+def test_net_autocast_is_bf16_cuda_on_cuda(fitted, monkeypatch):
+    net = copy.deepcopy(fitted.net_)
+    assert isinstance(net.autocast(), contextlib.nullcontext)  # on the CPU
+    net.device = "cuda"  # only the attribute: nothing runs on it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "CUDA is not available" when building it here
+        ctx = net.autocast()
+    assert isinstance(ctx, torch.autocast)
+    assert ctx.device == "cuda" and ctx.fast_dtype == torch.bfloat16
+
+
+def test_training_batches_are_pinned_only_on_cuda(fitted, keyword_task, monkeypatch):
+    tr = keyword_task.train
+    ids = tokenize(fitted.tokenizer_, tr.texts[:16], 24)
+    dataset = TokenizedDataset(ids, tr.Y_partial[:16].astype(np.float32))
+    net = copy.deepcopy(fitted.net_)
+    assert net.get_iterator(dataset, training=True).pin is False
+    net.device = "cuda"
+    iterator = net.get_iterator(dataset, training=True)
+    assert iterator.pin is True
+    pinned = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: pinned.append(self) or self)
+    x, y = next(iter(iterator))
+    assert len(pinned) == 3  # input_ids, attention_mask and y
+
+
+def test_loss_terms_recorded_once_per_batch(fitted):
+    for epoch in fitted.history_:
+        for batch in epoch["batches"]:
+            assert {"train_loss", "train_variational", "train_mixup", "train_bce"} <= set(batch)
+            assert all(isinstance(batch[f"train_{t}"], float) for t in LOSS_TERMS)
+
+
+# ---------------------------------------------------------------- compile
+
+def test_compile_parameter_is_validated(tiny_model_dir, keyword_task):
+    tr = keyword_task.train
+    with pytest.raises(ValueError, match="compile"):
+        DALLMiClassifier(model=tiny_model_dir, compile="yes", **FAST).fit(
+            tr.texts[:16], tr.Y_partial[:16])
+
+
+def test_compile_wraps_the_forward_passes(tiny_model_dir, keyword_task, monkeypatch):
+    # torch.compile is replaced by a spy (compiling takes too long for the
+    # suite): the forward passes of fit and predict go through its result,
+    # and the result equals the uncompiled one.
+    tr = keyword_task.train
+    compiled, calls = [], []
+
+    def fake_compile(module, **kwargs):
+        compiled.append(module)
+
+        def run(**inputs):
+            calls.append(sorted(inputs))
+            return module(**inputs)
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    clf = DALLMiClassifier(model=tiny_model_dir, compile=True, **FAST)
+    clf.fit(tr.texts[:32], tr.Y_partial[:32])
+    assert len(compiled) == 1 and compiled[0] is clf.net_.module_
+    assert ["attention_mask", "inputs_embeds"] in calls  # the mixed pass too
+    n_calls = len(calls)
+    proba = clf.predict_proba(tr.texts[:8])
+    assert len(calls) > n_calls
+    plain = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(tr.texts[:32], tr.Y_partial[:32])
+    np.testing.assert_array_equal(proba, plain.predict_proba(tr.texts[:8]))
+    # The wrapper is not pickled or copied with the estimator.
+    copied = pickle.loads(pickle.dumps(clf))
+    assert "_compiled_forward" not in copied.net_.__dict__
+    assert "_compiled_forward" not in copy.deepcopy(clf).net_.__dict__
