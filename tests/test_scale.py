@@ -204,3 +204,41 @@ def test_compile_wraps_the_forward_passes(tiny_model_dir, keyword_task, monkeypa
     copied = pickle.loads(pickle.dumps(clf))
     assert "_compiled_forward" not in copied.net_.__dict__
     assert "_compiled_forward" not in copy.deepcopy(clf).net_.__dict__
+
+
+# ------------------------------------------------------------ speed command
+
+def test_speed_reports_throughputs_and_cpu_fallback(tmp_path, monkeypatch, capsys):
+    # The two measurements are stubbed (they need the real encoder and data):
+    # this checks the device resolution, the printed lines and speed.json.
+    from sklearn_dallmi.benchmark import speed
+
+    seen = {}
+
+    def fake_train(model, n_steps, device):
+        seen["train"] = device
+        return {"train_step_ratio": 2.1, "dallmi_step_seconds": 0.5, "bce_step_seconds": 0.24,
+                "train_texts_per_second": 32.0, "train_batch_size": 16, "train_max_length": 64}
+
+    def fake_infer(model, n_texts, device):
+        seen["infer"] = device
+        return {"inference_speedup": 3.0, "predict_proba_texts_per_second": 300.0,
+                "inference_texts_per_second": 300.0, "naive_texts_per_second": 100.0}
+
+    monkeypatch.setattr(speed, "train_step_ratio", fake_train)
+    monkeypatch.setattr(speed, "inference_speedup", fake_infer)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    speed.run_speed(str(tmp_path), device="auto")
+    out = capsys.readouterr().out
+    assert "no GPU: running on CPU" in out
+    assert "32.0 texts/s" in out and "300 texts/s" in out
+    assert seen == {"train": "cpu", "infer": "cpu"}
+    import json
+
+    result = json.loads((tmp_path / "speed.json").read_text())
+    for key in ("train_texts_per_second", "inference_texts_per_second",
+                "train_step_ratio", "inference_speedup"):
+        assert key in result
+    assert result["device"] == "cpu"
+    speed.run_speed(str(tmp_path), device="cpu")
+    assert "no GPU" not in capsys.readouterr().out

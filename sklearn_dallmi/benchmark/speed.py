@@ -6,6 +6,10 @@
 - ``inference_speedup``: texts per second of ``predict_proba`` over those of
   a straightforward loop with the same encoder (every batch padded to
   ``max_length``, texts in input order).
+- ``train_texts_per_second``: training throughput, the batch size over the
+  median DALLMi step time (batches of ``max_length`` tokens, so a bound from
+  below for shorter texts).
+- ``inference_texts_per_second``: texts per second of ``predict_proba``.
 """
 
 import json
@@ -51,7 +55,8 @@ def train_step_ratio(model=None, batch_size=16, max_length=64, n_steps=20, n_war
     Returns
     -------
     result : dict
-        ``train_step_ratio``, ``dallmi_step_seconds``, ``bce_step_seconds``.
+        ``train_step_ratio``, ``dallmi_step_seconds``, ``bce_step_seconds``,
+        ``train_texts_per_second`` (batch size over the DALLMi step time).
     """
     data = load_disaster_messages()
     texts = data.texts[data.genre == "news"]
@@ -90,6 +95,9 @@ def train_step_ratio(model=None, batch_size=16, max_length=64, n_steps=20, n_war
         "train_step_ratio": dallmi / bce,
         "dallmi_step_seconds": dallmi,
         "bce_step_seconds": bce,
+        "train_texts_per_second": batch_size / dallmi,
+        "train_batch_size": batch_size,
+        "train_max_length": max_length,
     }
 
 
@@ -99,8 +107,8 @@ def inference_speedup(model=None, n_texts=2000, batch_size=32, max_length=128, d
     Returns
     -------
     result : dict
-        ``inference_speedup``, ``predict_proba_texts_per_second``,
-        ``naive_texts_per_second``.
+        ``inference_speedup``, ``predict_proba_texts_per_second`` (also as
+        ``inference_texts_per_second``), ``naive_texts_per_second``.
     """
     data = load_disaster_messages()
     texts = data.texts[:n_texts].tolist()
@@ -128,14 +136,37 @@ def inference_speedup(model=None, n_texts=2000, batch_size=32, max_length=128, d
     return {
         "inference_speedup": naive_s / ours_s,
         "predict_proba_texts_per_second": len(texts) / ours_s,
+        "inference_texts_per_second": len(texts) / ours_s,
         "naive_texts_per_second": len(texts) / naive_s,
     }
 
 
 def run_speed(output, model=None, device="cpu", n_steps=20, n_texts=2000):
-    """Run both measurements, print them and write ``output/speed.json``."""
-    device = "cuda" if device == "auto" and torch.cuda.is_available() else (
-        "cpu" if device == "auto" else device)
+    """Run both measurements, print them and write ``output/speed.json``.
+
+    Parameters
+    ----------
+    output : str
+        Folder of ``speed.json``.
+    model : None or str, default=None
+        The encoder, as ``DALLMiClassifier(model=...)``.
+    device : str, default="cpu"
+        A torch device, or ``"auto"`` (CUDA when available; prints
+        ``no GPU: running on CPU`` otherwise).
+    n_steps : int, default=20
+        Timed training steps of each kind.
+    n_texts : int, default=2000
+        Texts of the inference measurement.
+
+    Returns
+    -------
+    result : dict
+        Everything written to ``speed.json``.
+    """
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cpu":
+            print("no GPU: running on CPU")
     result = {"device": device, "torch_threads": torch.get_num_threads(),
               "machine": platform.platform(), "cpu_count": os.cpu_count()}
     result.update(train_step_ratio(model, n_steps=n_steps, device=device))
@@ -147,6 +178,9 @@ def run_speed(output, model=None, device="cpu", n_steps=20, n_texts=2000):
     print(f"train_step_ratio: {result['train_step_ratio']:.3f} "
           f"(DALLMi step {result['dallmi_step_seconds']:.3f} s, "
           f"BCE step {result['bce_step_seconds']:.3f} s)")
+    print(f"training: {result['train_texts_per_second']:.1f} texts/s (DALLMi steps, "
+          f"batch {result['train_batch_size']} x {result['train_max_length']} tokens)")
+    print(f"inference: {result['inference_texts_per_second']:.0f} texts/s (predict_proba)")
     print(f"inference_speedup: {result['inference_speedup']:.2f} "
           f"(predict_proba {result['predict_proba_texts_per_second']:.0f} texts/s, "
           f"reference loop {result['naive_texts_per_second']:.0f} texts/s)")
