@@ -19,7 +19,7 @@ from .loss import DALLMiLoss
 from .metrics import macro_average_precision
 from .models import load_encoder, load_tokenizer, resolve_model
 from .module import EncoderClassifier
-from .net import DALLMiNet, TokenizedDataset
+from .net import DALLMiNet, TokenizedDataset, _collective_device, distributed_context
 from .persistence import load_head_if_compatible
 from .text import tokenize
 
@@ -341,6 +341,12 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             base = int(rs)
         else:
             base = int(rs.randint(2**31 - 1))
+        if distributed_context() is not None and not isinstance(rs, numbers.Integral):
+            # Every process must draw the same batches: take rank 0's seed.
+            shared = torch.tensor([base], dtype=torch.int64)
+            shared = shared.to(_collective_device(_resolve_device(self.device)))
+            torch.distributed.broadcast(shared, src=0)
+            base = int(shared.item())
         return int(np.random.SeedSequence([base, n_epochs_done]).generate_state(1)[0])
 
     def _build_net(self, name_or_path, n_labels, seed, device):
@@ -361,7 +367,9 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         module = EncoderClassifier(encoder, n_labels, pooling=self.pooling, dropout=self.dropout)
         load_head_if_compatible(module, name_or_path)
         callbacks = []
-        if self.verbose >= 2:
+        rank = (distributed_context() or (0, 1))[0]
+        verbose = self.verbose if rank == 0 else 0  # one epoch table, not one per process
+        if verbose >= 2:
             from skorch.callbacks import ProgressBar
 
             callbacks.append(("progress_bar", ProgressBar()))
@@ -379,7 +387,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             batch_size=self.batch_size,
             max_epochs=self.max_epochs,
             device=device,
-            verbose=int(self.verbose >= 1),
+            verbose=int(verbose >= 1),
             callbacks=callbacks,
         )
         net.initialize()
@@ -408,9 +416,11 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
                 # Train a copy, so that an error or an interrupt leaves the
                 # fitted model as it was.
                 net = copy.deepcopy(self.net_)
+                rank = (distributed_context() or (0, 1))[0]
                 net.set_params(
                     lr=self.lr, optimizer__weight_decay=self.weight_decay,
-                    batch_size=self.batch_size, verbose=int(self.verbose >= 1),
+                    batch_size=self.batch_size,
+                    verbose=int(self.verbose >= 1 and rank == 0),
                 )
                 net.criterion_.mixup_weight = self.mixup_weight
                 net.criterion_.objective = self.objective
@@ -482,11 +492,26 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         -------
         directory : str
             Absolute path of the saved directory.
+
+        Notes
+        -----
+        In data-parallel training (a ``torch.distributed`` process group of
+        several processes) every process holds the same model: only rank 0
+        writes, and every process waits for the write to finish.
         """
         from .persistence import save_pretrained
 
         check_is_fitted(self, "net_")
-        return save_pretrained(self, directory, include_optimizer=include_optimizer)
+        context = distributed_context()
+        if context is None:
+            return save_pretrained(self, directory, include_optimizer=include_optimizer)
+        path = os.path.abspath(os.fspath(directory))
+        try:
+            if context[0] == 0:
+                path = save_pretrained(self, directory, include_optimizer=include_optimizer)
+        finally:
+            torch.distributed.barrier()
+        return path
 
     @classmethod
     def from_pretrained(cls, directory, *, device=None):

@@ -34,6 +34,25 @@ class TokenizedDataset(torch.utils.data.Dataset):
         return self.ids[i], (None if self.y is None else self.y[i])
 
 
+def distributed_context():
+    """``(rank, world_size)`` of the default process group, or ``None``.
+
+    Training is data-parallel when ``torch.distributed`` has a default
+    process group of more than one process.
+    """
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_rank(), dist.get_world_size()
+    return None
+
+
+def _collective_device(device):
+    """Where tensors must be for collectives: the GPU with NCCL, else the CPU."""
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device(device)
+    return torch.device("cpu")
+
+
 def _is_cuda(device):
     return str(device).startswith("cuda")
 
@@ -100,6 +119,18 @@ class DALLMiNet(NeuralNet):
 
     Notes
     -----
+    Data-parallel training: when a default ``torch.distributed`` process
+    group of ``W > 1`` processes exists (gloo on CPUs, NCCL on GPUs), every
+    process must call ``fit`` with the same data and seed. Training begins
+    by broadcasting rank 0's parameters; each process then takes its share of
+    the same seeded sequence of label-balanced batches (batch ``i`` goes to
+    rank ``i % W``), and after each backward pass the gradients are summed
+    with one ``all_reduce`` over a flat buffer and divided by ``W``, so all
+    processes apply the same update and end with the same weights. The module
+    is never wrapped (no ``DistributedDataParallel``), so the fitted network
+    is the one a single-process fit gives. MixUp partners and dropout are
+    drawn per process.
+
     Host-device synchronisation: a training step records its loss terms
     (``train_variational``, ``train_mixup``, ``train_bce``) in
     ``on_batch_end``, after skorch has read the loss with ``.item()``. That
@@ -130,6 +161,7 @@ class DALLMiNet(NeuralNet):
         # copy from GPU to CPU on load: store the fitted one once.
         state = super().__getstate__()
         state.pop("_compiled_forward", None)
+        state.pop("_rank_rng", None)
         for name in ("module", "criterion"):
             if state.get(name) is not None and state[name] is self.__dict__.get(name + "_"):
                 state[name] = _SAME_AS_FITTED
@@ -152,6 +184,49 @@ class DALLMiNet(NeuralNet):
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _mixup_rng(self):
+        # Per-process in distributed training (set in on_train_begin), so
+        # that the shared generator, which seeds the sampler, stays in step.
+        rng = self.__dict__.get("_rank_rng")
+        return self.rng_ if rng is None else rng
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        context = distributed_context()
+        if context is None:
+            return
+        rank, _ = context
+        self._rank_rng = np.random.default_rng([self.seed, rank, len(self.history)])
+        where = _collective_device(self.device)
+        for tensor in list(self.module_.parameters()) + list(self.module_.buffers()):
+            buffer = tensor.data.to(where)
+            torch.distributed.broadcast(buffer, src=0)
+            tensor.data.copy_(buffer)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        self.__dict__.pop("_rank_rng", None)
+
+    def _average_gradients(self, world_size):
+        """Average the gradients over the processes with one all_reduce.
+
+        A flag per parameter travels with the gradients, so that a parameter
+        without a gradient on every process (e.g. an unused pooler) keeps
+        ``grad = None``, as in a single-process step.
+        """
+        params = [p for p in self.module_.parameters() if p.requires_grad]
+        where = _collective_device(self.device)
+        flat = torch.cat(
+            [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).to(where)
+             for p in params]
+            + [torch.tensor([float(p.grad is not None) for p in params], device=where)]
+        )
+        torch.distributed.all_reduce(flat)
+        grads = flat[:-len(params)].div_(world_size).split([p.numel() for p in params])
+        has_grad = flat[-len(params):].tolist()
+        for p, grad, flag in zip(params, grads, has_grad):
+            p.grad = grad.view_as(p).to(p.device, p.dtype) if flag > 0 else None
+
     def forward_module(self, **inputs):
         """Call the module, through ``torch.compile`` if ``compile_forward``."""
         if not self.compile_forward:
@@ -166,10 +241,18 @@ class DALLMiNet(NeuralNet):
         if not training:
             raise NotImplementedError("Inference goes through predict_logits.")
         positives = dataset.y == 1
+        rank, world_size = distributed_context() or (0, 1)
         sampler = LabelBalancedSampler(
             positives, self.batch_size, self.positive_fraction,
             random_state=int(self.rng_.integers(2**63 - 1)),
+            rank=rank, world_size=world_size,
         )
+        if len(sampler) == 0:
+            raise ValueError(
+                f"{len(dataset)} rows make {sampler.n_batches_per_epoch()} batches of "
+                f"{self.batch_size}, fewer than the {world_size} processes; use a smaller "
+                "batch_size or more data."
+            )
         return _BalancedIterator(dataset, sampler, self.pad_id, pin=_is_cuda(self.device))
 
     def _mixup_inputs(self, y_cpu):
@@ -177,7 +260,7 @@ class DALLMiNet(NeuralNet):
         if self.mixup_alpha <= 0 or criterion.mixup_weight == 0:
             return None, None
         partner, gamma = draw_mixup_partners(
-            y_cpu.numpy(), self.pu_labels, self.mixup_alpha, self.rng_
+            y_cpu.numpy(), self.pu_labels, self.mixup_alpha, self._mixup_rng()
         )
         if partner is None:
             return None, None
@@ -207,6 +290,9 @@ class DALLMiNet(NeuralNet):
                     mix_logits = self.forward_module(inputs_embeds=mixed, attention_mask=mask)
         loss, terms = self.criterion_(logits, y, mix_logits, partner, gamma)
         loss.backward()
+        context = distributed_context()
+        if context is not None:
+            self._average_gradients(context[1])
         # Kept on the device; read in on_batch_end, after skorch's own sync.
         loss_terms = torch.stack([terms[t].detach().float() for t in LOSS_TERMS])
         return {"loss": loss, "y_pred": logits, "loss_terms": loss_terms}

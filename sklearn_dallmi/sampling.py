@@ -99,22 +99,48 @@ class LabelBalancedSampler:
         Share of each batch drawn label-balanced, in ``[0, 1)``.
     random_state : int, numpy.random.Generator or None
         Seeds the generator that draws the batches.
+    rank : int, default=0
+        This process's rank in data-parallel training.
+    world_size : int, default=1
+        Number of processes. With ``world_size > 1``, every process draws the
+        same epoch of batches (same ``random_state``) and keeps batches
+        ``i`` with ``i % world_size == rank``; the last
+        ``n_batches % world_size`` batches of the epoch are left out, so that
+        the shards are disjoint and every process takes as many steps.
     """
 
-    def __init__(self, positives, batch_size, positive_fraction, random_state=None):
+    def __init__(self, positives, batch_size, positive_fraction, random_state=None,
+                 rank=0, world_size=1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}.")
         self.positives = np.asarray(positives, dtype=bool)
         self.batch_size = batch_size
         self.positive_fraction = positive_fraction
         self.rng = np.random.default_rng(random_state)
+        self.rank = rank
+        self.world_size = world_size
         self._cycle = []
 
     def __iter__(self):
         batches, self._cycle = balanced_batches(
             self.positives, self.batch_size, self.positive_fraction, self.rng, self._cycle
         )
+        if self.world_size > 1:
+            kept = len(batches) - len(batches) % self.world_size
+            batches = batches[self.rank:kept:self.world_size]
         return iter(batches)
 
-    def __len__(self):
+    def n_batches_per_epoch(self):
+        """Count the batches of one epoch over all processes, before sharding.
+
+        Returns
+        -------
+        n_batches : int
+            Number of batches of the whole epoch.
+        """
         k = n_positive_slots(self.batch_size, self.positive_fraction)
         n_uniform = self.batch_size - (k if self.positives.any() else 0)
         return math.ceil(self.positives.shape[0] / n_uniform)
+
+    def __len__(self):
+        return self.n_batches_per_epoch() // self.world_size
