@@ -1,6 +1,5 @@
 """The torch module: a Hugging Face encoder, pooling, dropout, a linear head."""
 
-import torch
 from torch import nn
 
 __all__ = ["EncoderClassifier"]

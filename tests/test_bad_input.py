@@ -17,11 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
-import sklearn_dallmi.models
 from sklearn_dallmi import DALLMiClassifier
 from sklearn_dallmi.text import tokenize
 
@@ -32,23 +30,9 @@ PARAMS = dict(max_epochs=1, batch_size=4, max_length=16, random_state=0, device=
 
 
 @pytest.fixture(scope="module")
-def _bad_input_model(tmp_path_factory):
-    """A tiny random BERT (2 layers, hidden 32, 128 positions) with the default tokenizer."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(sklearn_dallmi.models.default_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = BertModel(config)
-    path = tmp_path_factory.mktemp("bad_input_bert")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+def _bad_input_model(tiny_model_dir):
+    """The tiny random BERT of ``conftest.py``."""
+    return tiny_model_dir
 
 
 class Context:

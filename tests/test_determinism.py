@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-import sklearn_dallmi.models
 from sklearn_dallmi import DALLMiClassifier
 
 # The run, as a script: executed in this process and in child processes.
@@ -70,22 +69,9 @@ def _run_in_process(model_dir, random_state=0):
 
 
 @pytest.fixture(scope="module")
-def _determinism_model(tmp_path_factory):
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(sklearn_dallmi.models.default_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = BertModel(config)
-    path = tmp_path_factory.mktemp("determinism_bert")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+def _determinism_model(tiny_model_dir):
+    """The tiny random BERT of ``conftest.py``."""
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="module")

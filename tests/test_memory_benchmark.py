@@ -5,29 +5,14 @@ Only a few hundred texts here: the 10,000 / 100,000-text figures come from
 """
 
 import pytest
-import torch
 
-import sklearn_dallmi.models
 from sklearn_dallmi.benchmark.memory import measure_predict_memory, synthetic_texts
 
 
 @pytest.fixture(scope="module")
-def _memory_model(tmp_path_factory):
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(sklearn_dallmi.models.default_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = BertModel(config)
-    path = tmp_path_factory.mktemp("memory_bert")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+def _memory_model(tiny_model_dir):
+    """The tiny random BERT of ``conftest.py``."""
+    return tiny_model_dir
 
 
 def test_synthetic_texts_are_short_and_reproducible():

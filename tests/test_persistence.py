@@ -19,7 +19,6 @@ from sklearn.exceptions import NotFittedError
 from skorch.exceptions import DeviceWarning
 from skorch.utils import get_map_location
 
-import sklearn_dallmi.models
 from sklearn_dallmi import DALLMiClassifier, persistence
 from sklearn_dallmi.models import load_encoder
 from sklearn_dallmi.module import EncoderClassifier
@@ -50,22 +49,9 @@ needs_hook = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def _tiny_dir(tmp_path_factory):
-    """A tiny random BERT encoder with the default tokenizer, on disk."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(sklearn_dallmi.models.default_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = BertModel(config)
-    path = tmp_path_factory.mktemp("persistence_tiny_bert")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+def _tiny_dir(tiny_model_dir):
+    """The tiny random BERT of ``conftest.py``."""
+    return tiny_model_dir
 
 
 def _fit(model_dir, y=Y, **params):
