@@ -196,8 +196,20 @@ class DALLMiNet(NeuralNet):
         if context is None:
             return
         rank, _ = context
-        self._rank_rng = np.random.default_rng([self.seed, rank, len(self.history)])
         where = _collective_device(self.device)
+        # Different data on different processes would make them take
+        # different numbers of steps and hang in all_reduce: fail on all.
+        shape = torch.tensor([len(X), X.y.shape[1]], dtype=torch.int64, device=where)
+        high, low = shape.clone(), shape.clone()
+        torch.distributed.all_reduce(high, op=torch.distributed.ReduceOp.MAX)
+        torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MIN)
+        if not torch.equal(high, low):
+            raise ValueError(
+                "Data-parallel fit: every process must fit the same data, but the "
+                f"processes hold between {low[0].item()} and {high[0].item()} texts and "
+                f"{low[1].item()} to {high[1].item()} label columns."
+            )
+        self._rank_rng = np.random.default_rng([self.seed, rank, len(self.history)])
         for tensor in list(self.module_.parameters()) + list(self.module_.buffers()):
             buffer = tensor.data.to(where)
             torch.distributed.broadcast(buffer, src=0)

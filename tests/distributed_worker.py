@@ -40,6 +40,13 @@ def main(model_dir, out, batch_size):
     unseeded = DALLMiClassifier(**{**common, "random_state": None, "max_epochs": 0})
     unseeded.fit(train.texts[:8], train.Y_partial[:8])
 
+    # Different data on the two processes: a clear error on both, no hang.
+    try:
+        DALLMiClassifier(**common).fit(train.texts[:16 + 8 * rank], train.Y_partial[:16 + 8 * rank])
+        mismatch_error = ""
+    except ValueError as exc:
+        mismatch_error = str(exc)
+
     restored = pickle.loads(pickle.dumps(pu))
     np.savez(
         os.path.join(out, f"rank{rank}.npz"),
@@ -49,6 +56,7 @@ def main(model_dir, out, batch_size):
         n_steps=len(sup.history_[-1, "batches"]),
         plain_module=type(pu.net_.module_) is EncoderClassifier,
         seed=unseeded.net_.seed,
+        mismatch_error=mismatch_error,
     )
     dist.destroy_process_group()
 

@@ -112,6 +112,9 @@ def test_distributed_dallmi_fit_is_a_plain_fitted_estimator(two_ranks):
     for r in ranks:
         assert bool(r["plain_module"])  # not wrapped: the single-process kind of object
         np.testing.assert_array_equal(r["pu_restored"], r["pu"])  # pickles
+    for r in ranks:
+        assert "every process must fit the same data" in str(r["mismatch_error"])
+        assert "between 16 and 24 texts" in str(r["mismatch_error"])
     # random_state=None: rank 0's seed was broadcast.
     assert int(ranks[0]["seed"]) == int(ranks[1]["seed"])
     # Only rank 0 wrote its save; the save loads and predicts the same.
