@@ -427,6 +427,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
                 net.mixup_alpha = self.mixup_alpha
                 net.positive_fraction = self.positive_fraction
                 net.compile_forward = self.compile
+                if torch.device(net.device) != torch.device(device):
+                    net.move_to(device)
             else:
                 tokenizer, net = self._build_net(
                     resolve_model(self.model), Y.shape[1], seed, device
@@ -439,7 +441,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
                 net.notify("on_train_begin", X=dataset, y=None)
                 net.fit_loop(dataset, None, epochs=epochs)
                 net.notify("on_train_end", X=dataset, y=None)
-            shift = self._proba_shift(net, ids, Y, pu)
+            previous = self.proba_shift_ if continuing else np.zeros(Y.shape[1])
+            shift = self._proba_shift(net, ids, Y, pu, previous)
 
         self.net_ = net
         self.tokenizer_ = tokenizer
@@ -453,15 +456,18 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         self.n_epochs_ = n_epochs_done + epochs
         return self
 
-    def _proba_shift(self, net, ids, Y, pu):
-        shift = np.zeros(Y.shape[1])
+    def _proba_shift(self, net, ids, Y, pu, previous):
+        # Supervised labels get no shift; a PU label without a positive in
+        # this call was not trained by it and keeps its previous scale.
+        has_pos = (Y == 1).any(axis=0)
+        shift = np.where(pu & ~has_pos, previous, 0.0)
         anchor = (Y != 0) & pu
         rows = np.flatnonzero(anchor.any(axis=1))
         if rows.size == 0:
             return shift
         logits = net.predict_logits([ids[i] for i in rows], 2 * self.batch_size)
         phi = expit(logits.astype(np.float64))
-        for label in np.flatnonzero(pu & (Y == 1).any(axis=0)):
+        for label in np.flatnonzero(pu & has_pos):
             values = phi[anchor[rows, label], label]
             s = np.clip(np.quantile(values, self.scale_quantile), 1e-6, 1.0)
             shift[label] = np.log(s / 2) - np.log1p(-s / 2)
@@ -545,6 +551,10 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         net = self.__dict__.get("net_")
         if net is not None and "device_" in self.__dict__:
             self.device_ = str(net.device)
+            # As from_pretrained does: a CUDA model loaded where there is no
+            # CUDA keeps training on the CPU instead of failing.
+            if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+                self.device = "cpu"
 
     # -------------------------------------------------------------- predict
 

@@ -173,6 +173,16 @@ class DALLMiNet(NeuralNet):
             if isinstance(self.__dict__.get(name), str) and self.__dict__[name] == _SAME_AS_FITTED:
                 setattr(self, name, getattr(self, name + "_"))
 
+    def move_to(self, device):
+        """Move the fitted module, the criterion and the optimizer state to ``device``."""
+        self.device = device
+        self.module_.to(device)
+        self.criterion_.to(device)
+        for state in self.optimizer_.state.values():
+            for key, value in state.items():
+                if torch.is_tensor(value) and key != "step":
+                    state[key] = value.to(device)
+
     @property
     def pu_labels(self):
         """Boolean mask of the labels trained in PU mode."""

@@ -153,6 +153,39 @@ def test_partial_fit_continues_from_the_fitted_model(tiny_model_dir, small):
     assert clf.n_epochs_ == 3
 
 
+def test_continued_fit_keeps_scale_of_pu_label_without_new_positive(tiny_model_dir, small):
+    texts, _, Y = small
+    clf = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y)
+    before = clf.proba_shift_.copy()
+    assert (before[:2] != 0).all()
+    Y2 = Y.copy()
+    Y2[:, 1] = -1  # label 1 is still PU but has no positive in this call
+    clf.partial_fit(texts, Y2)
+    assert clf.proba_shift_[1] == before[1]
+    assert clf.proba_shift_[0] != before[0]
+
+
+def test_continued_fit_moves_the_network_to_the_requested_device(tiny_model_dir, small):
+    texts, _, Y = small
+    clf = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y)
+    clf.set_params(device="cpu:0")  # another device than the fitted net's "cpu"
+    moved = []
+    original = type(clf.net_).move_to
+
+    def spy(net, device):
+        moved.append(device)
+        return original(net, device)
+
+    type(clf.net_).move_to = spy
+    try:
+        clf.partial_fit(texts, Y)
+    finally:
+        type(clf.net_).move_to = original
+    assert moved == ["cpu:0"]
+    assert clf.net_.device == clf.device_ == "cpu:0"
+    assert clf.predict_proba(texts).shape == Y.shape
+
+
 def test_partial_fit_on_unfitted_is_one_epoch_fit(tiny_model_dir, small):
     texts, _, Y = small
     a = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_epochs": 4})

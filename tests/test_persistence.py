@@ -586,3 +586,18 @@ def test_real_cuda_model_loads_on_cpu(_tiny_dir, tmp_path):
             unpickled = joblib.load(blob)
         assert torch.device(unpickled.net_.device) == torch.device("cpu")
         assert_allclose(unpickled.predict_proba(NEW_TEXTS), expected, atol=2e-2)
+
+
+def test_joblib_model_whose_device_param_is_cuda_keeps_training_on_cpu(_fitted):
+    est = copy.deepcopy(_fitted)
+    est.net_.device = "cuda"
+    est.device_ = "cuda"
+    est.device = "cuda"  # the user asked for CUDA explicitly on the GPU machine
+    blob = _dump_as_if_on_cuda(est)
+    with mock.patch("torch.cuda.is_available", return_value=False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeviceWarning)
+            loaded = joblib.load(io.BytesIO(blob))
+        assert loaded.device == "cpu"
+        loaded.partial_fit(TEXTS, Y)
+        assert loaded.n_epochs_ == _fitted.n_epochs_ + 1
