@@ -98,7 +98,11 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
     max_epochs : int, default=3
         Epochs of ``fit``; ``partial_fit`` trains one.
     lr : float, default=5e-5
-        AdamW learning rate.
+        AdamW learning rate of the encoder.
+    head_lr : float or None, default=None
+        Learning rate of the linear head; None uses ``lr``. A freshly
+        initialised head on many labels learns faster at a higher rate than
+        the pretrained encoder tolerates.
     weight_decay : float, default=0.01
         AdamW weight decay.
     mixup_alpha : float, default=0.3
@@ -212,6 +216,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         "batch_size": [Interval(numbers.Integral, 2, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "head_lr": [None, Interval(numbers.Real, 0, None, closed="neither")],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "mixup_alpha": [Interval(numbers.Real, 0, None, closed="neither")],
         "mixup_weight": [Interval(numbers.Real, 0, None, closed="left")],
@@ -237,6 +242,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         batch_size=32,
         max_epochs=3,
         lr=5e-5,
+        head_lr=None,
         weight_decay=0.01,
         mixup_alpha=0.3,
         mixup_weight=0.1,
@@ -258,6 +264,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.lr = lr
+        self.head_lr = head_lr
         self.weight_decay = weight_decay
         self.mixup_alpha = mixup_alpha
         self.mixup_weight = mixup_weight
@@ -383,6 +390,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             compile_forward=self.compile,
             optimizer=torch.optim.AdamW,
             optimizer__weight_decay=self.weight_decay,
+            optimizer__param_groups=[("head.*", {})],
             lr=self.lr,
             batch_size=self.batch_size,
             max_epochs=self.max_epochs,
@@ -391,7 +399,14 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             callbacks=callbacks,
         )
         net.initialize()
+        self._set_learning_rates(net)
         return tokenizer, net
+
+    def _set_learning_rates(self, net):
+        head = {id(p) for p in net.module_.head.parameters()}
+        for group in net.optimizer_.param_groups:
+            in_head = any(id(p) in head for p in group["params"])
+            group["lr"] = (self.head_lr or self.lr) if in_head else self.lr
 
     def _train(self, texts, Y, binary, epochs, continuing):
         device = _resolve_device(self.device)
@@ -422,6 +437,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
                     batch_size=self.batch_size,
                     verbose=int(self.verbose >= 1 and rank == 0),
                 )
+                self._set_learning_rates(net)
                 net.criterion_.mixup_weight = self.mixup_weight
                 net.criterion_.objective = self.objective
                 net.mixup_alpha = self.mixup_alpha

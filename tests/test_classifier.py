@@ -585,3 +585,18 @@ def test_max_length_beyond_encoder_positions_is_clamped_or_rejected(tiny_model_d
         assert "max_length" in str(exc)
     else:
         assert clf.predict_proba(texts).shape == (4, 2)
+
+
+def test_head_lr_sets_the_head_group_only(tiny_model_dir, small):
+    texts, _, Y = small
+    clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "lr": 1e-4, "head_lr": 3e-3})
+    clf.fit(texts, Y)
+    head = {id(p) for p in clf.net_.module_.head.parameters()}
+    rates = sorted((any(id(p) in head for p in g["params"]), g["lr"])
+                   for g in clf.net_.optimizer_.param_groups)
+    assert rates == [(False, 1e-4), (True, 3e-3)]
+    n_params = sum(len(g["params"]) for g in clf.net_.optimizer_.param_groups)
+    assert n_params == len(list(clf.net_.module_.parameters()))
+    # A continued fit takes the current rates; head_lr=None means lr.
+    clf.set_params(lr=2e-5, head_lr=None).partial_fit(texts, Y)
+    assert {g["lr"] for g in clf.net_.optimizer_.param_groups} == {2e-5}
