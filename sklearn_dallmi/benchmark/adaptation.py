@@ -51,6 +51,8 @@ class Config:
     target_epochs: int
     source_lr: float
     target_lr: float
+    source_head_lr: float
+    target_head_lr: float
     mixup_weight: float
     mixup_alpha: float
     positive_fraction: float
@@ -67,7 +69,8 @@ class Config:
 
 
 _TRAINING = dict(layers=3, max_length=64, batch_size=32, source_epochs=3, target_epochs=2,
-                 source_lr=1e-4, target_lr=5e-5, mixup_weight=0.1, mixup_alpha=0.3,
+                 source_lr=1e-4, target_lr=5e-5, source_head_lr=3e-3, target_head_lr=1e-3,
+                 mixup_weight=0.1, mixup_alpha=0.3,
                  positive_fraction=0.25)
 
 
@@ -188,7 +191,7 @@ class Runner:
             return joblib.load(path)
         start = time.perf_counter()
         clf = self._estimator(max_epochs=self.config.source_epochs, lr=self.config.source_lr,
-                              random_state=seed)
+                              head_lr=self.config.source_head_lr, random_state=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             clf.fit(texts, Y)
@@ -200,7 +203,8 @@ class Runner:
     def _adapt(self, source_clf, texts, Y, seed, **params):
         clf = copy.deepcopy(source_clf)
         clf.set_params(warm_start=True, max_epochs=self.config.target_epochs,
-                       lr=self.config.target_lr, random_state=seed + 1000, **params)
+                       lr=self.config.target_lr, head_lr=self.config.target_head_lr,
+                       random_state=seed + 1000, **params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return clf.fit(texts, Y)
