@@ -1,0 +1,66 @@
+"""Per-label breakdown of one benchmark cell (source only, DALLMi, oracle).
+
+Re-trains DALLMi and the oracle for one (pair, keep, seed) exactly as
+``python -m sklearn_dallmi.benchmark`` does, reusing the source model cached
+in the run's folder (trained if missing), and prints per label: the target
+training positives, the positives kept, the test positives, AP and F1 of
+each model, and DALLMi's and the oracle's predicted positive rate beside the
+true rate. Used for the analysis on the results page::
+
+    python docs/benchmark/per_label.py --output benchmark_results "news->direct" 0.1
+"""
+
+import argparse
+
+import numpy as np
+from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
+
+from sklearn_dallmi.benchmark.adaptation import Config, Runner, split_pair, truncated_encoder
+from sklearn_dallmi.datasets import hide_positives, load_disaster_messages
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pair", help="e.g. news->direct")
+    parser.add_argument("keep", type=float, help="share of positives kept, e.g. 0.1")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default="benchmark_results",
+                        help="folder of a full run (its cache holds the source models)")
+    args = parser.parse_args()
+    source, target = args.pair.split("->")
+    config = Config.full()
+    runner = Runner(config, args.output, progress=False)
+    runner.encoder = truncated_encoder(config.layers, f"{args.output}/cache")
+    data = load_disaster_messages()
+    src, tgt, test = split_pair(data, source, target, config, args.seed)
+    X_tgt, Y_tgt = data.texts[tgt].tolist(), data.Y[tgt]
+    X_test, Y_test = data.texts[test].tolist(), data.Y[test]
+    Y_part = hide_positives(Y_tgt, args.keep, random_state=args.seed)
+    source_clf = runner._source_model(source, args.seed, data.texts[src].tolist(), data.Y[src])
+    models = {"source": source_clf,
+              "dallmi": runner._adapt(source_clf, X_tgt, Y_part, args.seed),
+              "oracle": runner._adapt(source_clf, X_tgt, Y_tgt, args.seed)}
+    out = {name: (clf.predict_proba(X_test), clf.predict(X_test)) for name, clf in models.items()}
+
+    labels = np.flatnonzero(Y_test.any(axis=0))
+    print(f"{'label':24} {'tgt+':>5} {'kept':>4} {'test+':>5} | AP src dal ora | "
+          "F1 src dal ora | rate dal ora true")
+    for label in labels:
+        y = Y_test[:, label]
+        ap = [average_precision_score(y, out[m][0][:, label]) for m in models]
+        f1 = [f1_score(y, out[m][1][:, label], zero_division=0) for m in models]
+        rate = [out[m][1][:, label].mean() for m in ("dallmi", "oracle")] + [y.mean()]
+        print(f"{data.label_names[label]:24} {int(Y_tgt[:, label].sum()):5d} "
+              f"{int((Y_part[:, label] == 1).sum()):4d} {int(y.sum()):5d} | "
+              + " ".join(f"{v:.2f}" for v in ap) + " | " + " ".join(f"{v:.2f}" for v in f1)
+              + " | " + " ".join(f"{v:.3f}" for v in rate))
+    for name in models:
+        yt, yp = Y_test[:, labels], out[name][1][:, labels]
+        print(f"{name}: macro AP {np.mean([average_precision_score(yt[:, j], out[name][0][:, labels[j]]) for j in range(labels.size)]):.3f}"
+              f", micro-F1 {f1_score(yt, yp, average='micro'):.3f}"
+              f", micro precision {precision_score(yt, yp, average='micro'):.3f}"
+              f", micro recall {recall_score(yt, yp, average='micro'):.3f}")
+
+
+if __name__ == "__main__":
+    main()
