@@ -122,3 +122,28 @@ def test_distributed_dallmi_fit_is_a_plain_fitted_estimator(two_ranks):
     loaded = DALLMiClassifier.from_pretrained(out / "model_rank0")
     test = make_keyword_task(40, seed=1)
     np.testing.assert_allclose(loaded.predict_proba(test.texts), ranks[0]["pu"], atol=1e-6)
+
+
+@pytest.mark.distributed
+def test_accelerate_launch_runs_the_same_data_parallel_fit(two_ranks, no_dropout_model_dir,
+                                                           tmp_path):
+    # `accelerate launch` starts the processes through torch's launcher,
+    # which sets the variables the fit's process group reads: the worker is
+    # unchanged and must reach the probabilities of the hand-launched run.
+    pytest.importorskip("accelerate")
+    _, manual = two_ranks
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+               "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+               WORKER, no_dropout_model_dir, str(tmp_path), "8"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:]
+    launched = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(2)]
+    np.testing.assert_array_equal(launched[0]["sup"], launched[1]["sup"])
+    np.testing.assert_allclose(launched[0]["sup"], manual[0]["sup"], atol=1e-6)
+    np.testing.assert_allclose(launched[0]["pu"], manual[0]["pu"], atol=1e-6)
+    assert (tmp_path / "model_rank0").is_dir() and not (tmp_path / "model_rank1").exists()
