@@ -159,6 +159,37 @@ def test_cross_val_predict_proba_multilabel(tiny_model_dir, data):
     assert proba.shape == (40, 3)
 
 
+class _RecordingClassifier(DALLMiClassifier):
+    """Records the label values each fit receives."""
+
+    seen = []
+
+    def fit(self, X, y, **fit_params):
+        _RecordingClassifier.seen.append(np.unique(np.asarray(y)).tolist())
+        return super().fit(X, y, **fit_params)
+
+
+def test_cross_val_predict_proba_label_encodes_partial_labels(tiny_model_dir, data):
+    # The pitfall the evaluation page warns about: for predict_proba,
+    # scikit-learn label-encodes every column of y before fitting, so -1
+    # stops meaning "unknown". method="predict" passes y through unchanged.
+    texts, _, Y_partial = data
+    assert set(np.unique(Y_partial[:, 0])) == {-1, 1}
+    _RecordingClassifier.seen = []
+    cross_val_predict(_RecordingClassifier(model=tiny_model_dir, **FAST), texts,
+                      Y_partial[:, :1], cv=KFold(2), method="predict_proba")
+    assert _RecordingClassifier.seen == [[0, 1], [0, 1]]  # unknown silently read as 0
+    Y_three = Y_partial[:, :1].copy()
+    Y_three[:5] = 0  # a column with 1, 0 and -1 becomes 2, 1 and 0
+    with pytest.raises(ValueError, match="found 2"):
+        cross_val_predict(DALLMiClassifier(model=tiny_model_dir, **FAST), texts, Y_three,
+                          cv=KFold(2), method="predict_proba")
+    _RecordingClassifier.seen = []
+    cross_val_predict(_RecordingClassifier(model=tiny_model_dir, **FAST), texts,
+                      Y_partial[:, :1], cv=KFold(2), method="predict")
+    assert _RecordingClassifier.seen == [[-1, 1], [-1, 1]]
+
+
 # ---------------------------------------------------------------- scorers
 
 
