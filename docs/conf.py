@@ -65,10 +65,10 @@ else:
 
 # -- Examples gallery --------------------------------------------------------
 
-# Examples are rendered, not run: the build stays offline and takes
-# seconds. They run in tests/test_examples.py (short mode) instead; run one
-# in full with `python examples/plot_quick_start.py`.
-plot_gallery = "False"
+# By default examples are rendered, not run: the build takes seconds. They
+# run in tests/test_examples.py (short mode) instead. DALLMI_DOCS_RUN_EXAMPLES=1
+# runs them in full during the build, so that the gallery shows their figures.
+plot_gallery = "True" if os.environ.get("DALLMI_DOCS_RUN_EXAMPLES") == "1" else "False"
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
