@@ -1,17 +1,20 @@
 """Input checks that name the problem and where it is."""
 
+import itertools
 import numbers
 from collections.abc import Iterable
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["check_texts", "check_labels", "check_threshold"]
+__all__ = ["text_chunks", "check_texts", "check_labels", "check_threshold"]
 
 
-def check_texts(X, name="X"):
-    """Return the texts as a list of str, or raise a ``ValueError``.
+def text_chunks(X, chunk_size, name="X"):
+    """Yield ``(start, texts)`` chunks of an iterable of texts, checked.
 
+    Only ``chunk_size`` texts are held at a time, so a generator over a file
+    of any size is streamed. Errors name the global index of a bad entry.
     Accepts a list, a tuple, a 1-D array, a pandas Series or any other
     iterable of strings (consumed once).
     """
@@ -20,22 +23,32 @@ def check_texts(X, name="X"):
             f"{name} must be a sequence of texts, got a single string; wrap it in a list."
         )
     if hasattr(X, "ndim") and getattr(X, "ndim") != 1:
-        shape = getattr(X, "shape", None)
         raise ValueError(
-            f"{name} must be one-dimensional (one text per sample), got shape {shape}; "
-            "select the text column, e.g. df['text']."
+            f"{name} must be one-dimensional (one text per sample), got shape "
+            f"{getattr(X, 'shape', None)}; select the text column, e.g. df['text']."
         )
     if isinstance(X, dict) or not isinstance(X, Iterable):
         raise ValueError(f"{name} must be a sequence of texts, got {type(X).__name__}.")
-    texts = X.tolist() if hasattr(X, "tolist") else list(X)
-    if not texts:
+    # Arrays and Series are already in memory: tolist() gives plain str
+    # (numpy) and pandas' own missing-value objects.
+    iterator = iter(X.tolist() if hasattr(X, "tolist") else X)
+    start = 0
+    while chunk := list(itertools.islice(iterator, chunk_size)):
+        for i, text in enumerate(chunk):
+            if not isinstance(text, str):
+                raise ValueError(
+                    f"{name}[{start + i}] is {type(text).__name__} ({text!r:.40}), "
+                    "not a string."
+                )
+        yield start, chunk
+        start += len(chunk)
+    if start == 0:
         raise ValueError(f"{name} is empty: at least one text is required.")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(
-                f"{name}[{i}] is {type(text).__name__} ({text!r:.40}), not a string."
-            )
-    return texts
+
+
+def check_texts(X, name="X"):
+    """Return the texts as a list of str, or raise a ``ValueError``."""
+    return [text for _, chunk in text_chunks(X, 1 << 16, name) for text in chunk]
 
 
 def check_labels(y, n_samples, name="y"):

@@ -1,78 +1,61 @@
 """The public estimator: :class:`DALLMiClassifier`."""
 
 import copy
-import itertools
+import functools
+import json
+import math
 import numbers
 import os
 import warnings
-from collections.abc import Iterable, Sized
+from collections.abc import Sized
 
 import numpy as np
 import torch
 from scipy.special import expit
+from skorch.callbacks import LRScheduler, ProgressBar
+from skorch.helper import predefined_split
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_labels, check_texts, check_threshold
+from . import persistence
+from ._validation import check_labels, check_texts, check_threshold, text_chunks
 from .loss import DALLMiLoss
 from .metrics import macro_average_precision
-from .models import load_encoder, load_tokenizer, resolve_model
+from .models import load_tokenizer, resolve_model
 from .module import EncoderClassifier
-from .net import DALLMiNet, TokenizedDataset, _collective_device, distributed_context
-from .persistence import load_head_if_compatible
-from .text import tokenize
+from .net import (AcceleratedDALLMiNet, DALLMiNet, MixUpCollator, TokenizedDataset,
+                  label_balanced_loader, resolve_device, stopped_early)
+from .sampling import LabelBalancedSampler
+from .text import length_order, pad_batch, tokenize
 
 __all__ = ["DALLMiClassifier"]
 
 _PREDICT_CHUNK = 8192
+# Parameters that hold code or live objects: not written by save_pretrained.
+_RUNTIME_PARAMS = ("callbacks", "accelerator")
 
 
-def _text_chunks(X, chunk_size, name="X"):
-    """Yield ``(start, texts)`` chunks of an iterable of texts, checked.
-
-    Only ``chunk_size`` texts are held at a time, so a generator over a file
-    of any size is streamed. Errors name the global index of a bad entry.
-    """
-    if isinstance(X, (str, bytes)):
-        raise ValueError(
-            f"{name} must be a sequence of texts, got a single string; wrap it in a list."
-        )
-    if hasattr(X, "ndim") and getattr(X, "ndim") != 1:
-        raise ValueError(
-            f"{name} must be one-dimensional (one text per sample), got shape "
-            f"{getattr(X, 'shape', None)}; select the text column, e.g. df['text']."
-        )
-    if isinstance(X, dict) or not isinstance(X, Iterable):
-        raise ValueError(f"{name} must be a sequence of texts, got {type(X).__name__}.")
-    # Arrays and Series are already in memory: tolist() gives plain str
-    # (numpy) and the same missing-value objects as check_texts sees (pandas).
-    iterator = iter(X.tolist() if hasattr(X, "tolist") else X)
-    start = 0
-    while True:
-        chunk = list(itertools.islice(iterator, chunk_size))
-        if not chunk:
-            break
-        for i, text in enumerate(chunk):
-            if not isinstance(text, str):
-                raise ValueError(
-                    f"{name}[{start + i}] is {type(text).__name__} ({text!r:.40}), "
-                    "not a string."
-                )
-        yield start, chunk
-        start += len(chunk)
-    if start == 0:
-        raise ValueError(f"{name} is empty: at least one text is required.")
+def _launched_distributed():
+    """Whether this process belongs to a multi-process launch."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size() > 1
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def _resolve_device(device):
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} but CUDA is not available here; use device='auto' or 'cpu'."
-        )
-    return device
+def _lr_schedule(name, warmup_steps, total_steps):
+    """A transformers schedule for skorch's LRScheduler (stepped every batch)."""
+    import transformers
+
+    if name == "linear":
+        return LRScheduler(transformers.get_linear_schedule_with_warmup, step_every="batch",
+                           num_warmup_steps=warmup_steps, num_training_steps=total_steps,
+                           last_epoch=-1)
+    return LRScheduler(transformers.get_constant_schedule_with_warmup, step_every="batch",
+                       num_warmup_steps=warmup_steps, last_epoch=-1)
 
 
 class DALLMiClassifier(ClassifierMixin, BaseEstimator):
@@ -100,11 +83,19 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
     lr : float, default=5e-5
         AdamW learning rate of the encoder.
     head_lr : float or None, default=None
-        Learning rate of the linear head; None uses ``lr``. A freshly
-        initialised head on many labels learns faster at a higher rate than
-        the pretrained encoder tolerates.
+        Learning rate of the linear head (its own AdamW parameter group);
+        None uses ``lr``. A freshly initialised head on many labels learns
+        faster at a higher rate than the pretrained encoder tolerates.
     weight_decay : float, default=0.01
         AdamW weight decay.
+    lr_schedule : {"constant", "linear"}, default="constant"
+        How the learning rates move over the steps of one call to ``fit`` or
+        ``partial_fit``, after the warm-up: kept, or decayed linearly to 0
+        (transformers' schedules, stepped every batch by skorch's
+        :class:`~skorch.callbacks.LRScheduler`).
+    warmup_fraction : float, default=0.0
+        Share of the steps of a call over which the learning rates rise
+        linearly from 0.
     mixup_alpha : float, default=0.3
         The mixing weight of MixUp follows ``Beta(mixup_alpha, mixup_alpha)``.
     mixup_weight : float, default=0.1
@@ -126,6 +117,18 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         term that carries no gradient; it exists as an ablation anchor.
     threshold : float or array-like of shape (n_labels,), default=0.5
         Decision threshold of ``predict`` on ``predict_proba``.
+    validation_fraction : float or None, default=None
+        Share of the training rows held out (at random, ``-1`` entries kept)
+        to validate each epoch: the history then records ``valid_loss`` (the
+        loss without MixUp) and ``valid_macro_ap`` (the macro average
+        precision with ``-1`` counted as negative, as :meth:`score`), which
+        callbacks such as :class:`~skorch.callbacks.EarlyStopping` or
+        :class:`~skorch.callbacks.Checkpoint` can monitor. None trains on
+        every row.
+    callbacks : list of skorch callbacks or None, default=None
+        Passed to the skorch network, e.g.
+        ``[EarlyStopping(monitor="valid_macro_ap", lower_is_better=False)]``.
+        Not saved by :meth:`save_pretrained` (they are code).
     proba_dtype : {"float64", "float32", "float16"}, default="float64"
         Floating-point type of the array returned by ``predict_proba``. For
         millions of texts, ``"float16"`` divides the size of the result by
@@ -133,12 +136,25 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         round to 1). ``decision_function`` stays float64.
     device : str, default="auto"
         ``"auto"`` takes CUDA when available, else the CPU; or any torch
-        device string. On CUDA the forward passes run under bf16 autocast
-        and batches are copied from pinned memory without blocking.
+        device string. A CUDA device where there is none falls back to the
+        CPU with a :class:`~skorch.exceptions.DeviceWarning`. On CUDA the
+        forward passes run under bf16 autocast and batches come from pinned
+        memory.
+    accelerator : "auto", None or accelerate.Accelerator, default="auto"
+        Train through Hugging Face Accelerate (skorch's
+        :class:`~skorch.hf.AccelerateMixin`): data-parallel over the
+        processes of a launch, with its mixed precision and gradient
+        accumulation. ``"auto"`` builds an ``Accelerator`` when the process
+        was started by a multi-process launcher (``accelerate launch``,
+        ``torchrun``: ``WORLD_SIZE > 1``) and trains plainly otherwise; None
+        never uses Accelerate; an ``Accelerator`` is used as given (one
+        process too, e.g. for gradient accumulation). Not saved by
+        :meth:`save_pretrained`.
     compile : bool, default=False
-        Run the encoder's forward passes through ``torch.compile``. Worth it
-        on a GPU for long fits; the first steps pay the compilation (tens of
-        seconds) and inputs of new lengths may trigger recompilations.
+        Use skorch's ``compile``: the module goes through ``torch.compile``.
+        Worth it on a GPU for long fits; the first steps pay the compilation
+        (tens of seconds) and inputs of new lengths may trigger
+        recompilations.
     random_state : int, numpy.random.RandomState or None, default=None
         Seeds the head's initialisation, dropout, the batch sampler and
         MixUp. With an int and the CPU, results are reproducible.
@@ -171,9 +187,10 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
     tokenizer_ : transformers.PreTrainedTokenizerBase
     history_ : skorch.History
         Per-epoch training log, with the loss terms ``train_variational``,
-        ``train_mixup`` and ``train_bce``.
+        ``train_mixup`` and ``train_bce`` and, with ``validation_fraction``,
+        ``valid_loss`` and ``valid_macro_ap``.
     device_ : str
-        The device used.
+        The device the network is on.
 
     See Also
     --------
@@ -218,6 +235,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "head_lr": [None, Interval(numbers.Real, 0, None, closed="neither")],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "lr_schedule": [StrOptions({"constant", "linear"})],
+        "warmup_fraction": [Interval(numbers.Real, 0, 1, closed="both")],
         "mixup_alpha": [Interval(numbers.Real, 0, None, closed="neither")],
         "mixup_weight": [Interval(numbers.Real, 0, None, closed="left")],
         "positive_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
@@ -226,8 +245,11 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         "scale_quantile": [Interval(numbers.Real, 0, 1, closed="right")],
         "objective": [StrOptions({"dallmi", "published"})],
         "threshold": [Interval(numbers.Real, 0, 1, closed="both"), "array-like"],
+        "validation_fraction": [None, Interval(numbers.Real, 0, 1, closed="neither")],
+        "callbacks": [None, list],
         "proba_dtype": [StrOptions({"float64", "float32", "float16"})],
         "device": [str],
+        "accelerator": [None, StrOptions({"auto"}), object],
         "compile": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -244,6 +266,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         lr=5e-5,
         head_lr=None,
         weight_decay=0.01,
+        lr_schedule="constant",
+        warmup_fraction=0.0,
         mixup_alpha=0.3,
         mixup_weight=0.1,
         positive_fraction=0.25,
@@ -252,8 +276,11 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         scale_quantile=0.99,
         objective="dallmi",
         threshold=0.5,
+        validation_fraction=None,
+        callbacks=None,
         proba_dtype="float64",
         device="auto",
+        accelerator="auto",
         compile=False,
         random_state=None,
         verbose=0,
@@ -266,6 +293,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         self.lr = lr
         self.head_lr = head_lr
         self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.warmup_fraction = warmup_fraction
         self.mixup_alpha = mixup_alpha
         self.mixup_weight = mixup_weight
         self.positive_fraction = positive_fraction
@@ -274,8 +303,11 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         self.scale_quantile = scale_quantile
         self.objective = objective
         self.threshold = threshold
+        self.validation_fraction = validation_fraction
+        self.callbacks = callbacks
         self.proba_dtype = proba_dtype
         self.device = device
+        self.accelerator = accelerator
         self.compile = compile
         self.random_state = random_state
         self.verbose = verbose
@@ -298,13 +330,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         self : DALLMiClassifier
             The fitted estimator.
         """
-        self._validate_params()
-        texts = check_texts(X)
-        Y, binary = check_labels(y, len(texts))
-        continuing = self.warm_start and hasattr(self, "net_")
-        if continuing:
-            self._check_n_labels(Y, binary)
-        return self._train(texts, Y, binary, self.max_epochs, continuing)
+        return self._train(X, y, self.max_epochs, self.warm_start and hasattr(self, "net_"))
 
     def partial_fit(self, X, y):
         """Train one more epoch, starting from the fitted model if there is one.
@@ -326,168 +352,264 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         self : DALLMiClassifier
             The fitted estimator.
         """
-        self._validate_params()
-        texts = check_texts(X)
-        Y, binary = check_labels(y, len(texts))
-        continuing = hasattr(self, "net_")
-        if continuing:
-            self._check_n_labels(Y, binary)
-        return self._train(texts, Y, binary, 1, continuing)
-
-    def _check_n_labels(self, Y, binary):
-        if Y.shape[1] != self.n_labels_ or binary != self._binary:
-            expected = "a 1-D y" if self._binary else f"{self.n_labels_} label columns"
-            got = "a 1-D y" if binary else f"{Y.shape[1]} label columns"
-            raise ValueError(f"y has {got}, but the fitted model has {expected}.")
+        return self._train(X, y, 1, hasattr(self, "net_"))
 
     def _seed(self, n_epochs_done):
         rs = self.random_state
-        if rs is None:
-            base = int(np.random.randint(2**31 - 1))
-        elif isinstance(rs, numbers.Integral):
-            base = int(rs)
-        else:
-            base = int(rs.randint(2**31 - 1))
-        if distributed_context() is not None and not isinstance(rs, numbers.Integral):
-            # Every process must draw the same batches: take rank 0's seed.
-            shared = torch.tensor([base], dtype=torch.int64)
-            shared = shared.to(_collective_device(_resolve_device(self.device)))
-            torch.distributed.broadcast(shared, src=0)
-            base = int(shared.item())
-        return int(np.random.SeedSequence([base, n_epochs_done]).generate_state(1)[0])
+        base = rs if isinstance(rs, numbers.Integral) else check_random_state(rs).randint(2**31 - 1)
+        return int(np.random.SeedSequence([int(base), n_epochs_done]).generate_state(1)[0])
 
-    def _build_net(self, name_or_path, n_labels, seed, device):
-        tokenizer = load_tokenizer(name_or_path)
-        if tokenizer.pad_token_id is None:
-            raise ValueError(f"The tokenizer of {name_or_path!r} has no padding token.")
-        encoder = load_encoder(name_or_path)
-        limits = [getattr(encoder.config, "max_position_embeddings", None),
-                  getattr(tokenizer, "model_max_length", None)]
-        # Tokenizers without a known limit report a huge sentinel value.
-        limits = [v for v in limits if v is not None and v < 1_000_000]
-        limit = min(limits) if limits else None
-        if limit is not None and self.max_length > limit:
-            raise ValueError(
-                f"max_length={self.max_length} exceeds the {limit} positions of the "
-                f"encoder {name_or_path!r}; set max_length <= {limit}."
-            )
-        module = EncoderClassifier(encoder, n_labels, pooling=self.pooling, dropout=self.dropout)
-        load_head_if_compatible(module, name_or_path)
-        callbacks = []
-        rank = (distributed_context() or (0, 1))[0]
-        verbose = self.verbose if rank == 0 else 0  # one epoch table, not one per process
-        if verbose >= 2:
-            from skorch.callbacks import ProgressBar
+    def _accelerator(self, device):
+        if self.accelerator != "auto":
+            return self.accelerator
+        if not _launched_distributed():
+            return None
+        from accelerate import Accelerator
 
-            callbacks.append(("progress_bar", ProgressBar()))
-        net = DALLMiNet(
-            module,
-            DALLMiLoss(n_labels, mixup_weight=self.mixup_weight, objective=self.objective),
-            pad_id=tokenizer.pad_token_id,
-            mixup_alpha=self.mixup_alpha,
-            positive_fraction=self.positive_fraction,
-            seed=seed,
-            compile_forward=self.compile,
-            optimizer=torch.optim.AdamW,
-            optimizer__weight_decay=self.weight_decay,
-            optimizer__param_groups=[("head.*", {})],
-            lr=self.lr,
-            batch_size=self.batch_size,
-            max_epochs=self.max_epochs,
-            device=device,
-            verbose=int(verbose >= 1),
-            callbacks=callbacks,
-        )
-        net.initialize()
-        self._set_learning_rates(net)
-        return tokenizer, net
+        precision = None if "ACCELERATE_MIXED_PRECISION" in os.environ else (
+            "bf16" if torch.device(device).type == "cuda" else "no")
+        return Accelerator(cpu=torch.device(device).type == "cpu", mixed_precision=precision)
 
-    def _set_learning_rates(self, net):
-        head = {id(p) for p in net.module_.head.parameters()}
-        for group in net.optimizer_.param_groups:
-            in_head = any(id(p) in head for p in group["params"])
-            group["lr"] = (self.head_lr or self.lr) if in_head else self.lr
+    def _split(self, n_rows, seed):
+        """Training and validation rows of this call."""
+        if not self.validation_fraction:
+            return np.arange(n_rows), None
+        return train_test_split(np.arange(n_rows), test_size=self.validation_fraction,
+                                random_state=seed)
 
-    def _train(self, texts, Y, binary, epochs, continuing):
-        device = _resolve_device(self.device)
+    def _train(self, X, y, epochs, continuing):
+        self._validate_params()
+        texts = check_texts(X)
+        Y, binary = check_labels(y, len(texts))
+        if continuing and (Y.shape[1] != self.n_labels_ or binary != self._binary):
+            expected = "a 1-D y" if self._binary else f"{self.n_labels_} label columns"
+            got = "a 1-D y" if binary else f"{Y.shape[1]} label columns"
+            raise ValueError(f"y has {got}, but the fitted model has {expected}.")
+        device = resolve_device(self.device)
+        accelerator = self._accelerator(device)
+        if accelerator is not None:
+            # "cpu", not "cpu:0": skorch's pickles cannot map the latter.
+            device = accelerator.device.type if accelerator.device.type == "cpu" else str(
+                accelerator.device)
         n_epochs_done = self.n_epochs_ if continuing else 0
         seed = self._seed(n_epochs_done)
-        n_positives = (Y == 1).sum(axis=0)
-        if continuing:
-            n_positives = n_positives + self.n_positives_
-        missing = np.flatnonzero(n_positives == 0)
-        if missing.size:
-            warnings.warn(
-                f"Labels {missing.tolist()} have no observed positive: they cannot be "
-                "learned and will be predicted 0.",
-                UserWarning,
-                stacklevel=3,
-            )
-        fork_devices = [torch.device(device)] if device.startswith("cuda") else []
+        train, valid = self._split(len(texts), seed)
+        n_positives = (Y[train] == 1).sum(axis=0) + (self.n_positives_ if continuing else 0)
+        if not n_positives.all():
+            warnings.warn(f"Labels {np.flatnonzero(n_positives == 0).tolist()} have no observed "
+                          "positive: they cannot be learned and will be predicted 0.",
+                          UserWarning, stacklevel=3)
+        pu = (Y == -1).any(axis=0)
+        fork_devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
             if continuing:
-                tokenizer = self.tokenizer_
                 # Train a copy, so that an error or an interrupt leaves the
                 # fitted model as it was.
-                net = copy.deepcopy(self.net_)
-                rank = (distributed_context() or (0, 1))[0]
-                net.set_params(
-                    lr=self.lr, optimizer__weight_decay=self.weight_decay,
-                    batch_size=self.batch_size,
-                    verbose=int(self.verbose >= 1 and rank == 0),
-                )
-                self._set_learning_rates(net)
-                net.criterion_.mixup_weight = self.mixup_weight
-                net.criterion_.objective = self.objective
-                net.mixup_alpha = self.mixup_alpha
-                net.positive_fraction = self.positive_fraction
-                net.compile_forward = self.compile
-                if torch.device(net.device) != torch.device(device):
-                    net.move_to(device)
+                net, tokenizer = copy.deepcopy(self.net_), self.tokenizer_
+                self._configure(net, device, accelerator)
             else:
-                tokenizer, net = self._build_net(
-                    resolve_model(self.model), Y.shape[1], seed, device
-                )
+                model = resolve_model(self.model)
+                tokenizer = load_tokenizer(model)
+                net = self._build_net(model, Y.shape[1], tokenizer, device, accelerator)
+                self._reuse_head(net.plain_module, model)
             ids = tokenize(tokenizer, texts, self.max_length)
-            pu = (Y == -1).any(axis=0)
+            data = TokenizedDataset([ids[i] for i in train], Y[train].astype(np.float32))
+            n_steps = epochs * math.ceil(
+                len(LabelBalancedSampler(data.y == 1, self.batch_size, self.positive_fraction))
+                / (accelerator.num_processes if accelerator is not None else 1))
+            # Set as skorch's set_params does for these prefixes, without its
+            # re-initialisation of an initialised network.
+            vars(net).update(
+                iterator_train__random_state=seed,
+                iterator_train__collate_fn=MixUpCollator(
+                    tokenizer.pad_token_id, pu, self.mixup_alpha if self.mixup_weight else 0,
+                    seed),
+                train_split=None if valid is None else predefined_split(
+                    self._dataset(ids, valid, Y.astype(np.float32))),
+                callbacks=self._callbacks(n_steps, accelerator),
+            )
+            net.initialize_callbacks()
             net.criterion_.set_pu_labels(pu)
-            dataset = TokenizedDataset(ids, Y.astype(np.float32))
+            n_epochs_before = len(net.history)
             if epochs > 0:
-                net.notify("on_train_begin", X=dataset, y=None)
-                net.fit_loop(dataset, None, epochs=epochs)
-                net.notify("on_train_end", X=dataset, y=None)
+                net.notify("on_train_begin", X=data, y=None)
+                try:
+                    net.fit_loop(data, None, epochs=epochs)
+                except KeyboardInterrupt as interrupt:
+                    if not stopped_early(interrupt):
+                        raise
+                net.notify("on_train_end", X=data, y=None)
             previous = self.proba_shift_ if continuing else np.zeros(Y.shape[1])
-            shift = self._proba_shift(net, ids, Y, pu, previous)
+            shift = self._proba_shift(net, ids, Y, train, pu, previous)
 
         self.net_ = net
         self.tokenizer_ = tokenizer
-        self.device_ = device
         self.n_labels_ = Y.shape[1]
         self._binary = binary
-        self.classes_ = np.array([0, 1]) if binary else np.tile([0, 1], (Y.shape[1], 1))
         self.pu_labels_ = pu
         self.proba_shift_ = shift
         self.n_positives_ = n_positives
-        self.n_epochs_ = n_epochs_done + epochs
+        self.n_epochs_ = n_epochs_done + len(net.history) - n_epochs_before
         return self
 
-    def _proba_shift(self, net, ids, Y, pu, previous):
+    def _callbacks(self, n_steps, accelerator):
+        callbacks = list(self.callbacks or [])
+        if self.lr_schedule != "constant" or self.warmup_fraction > 0:
+            callbacks.append(("lr_schedule", _lr_schedule(
+                self.lr_schedule, round(self.warmup_fraction * n_steps), n_steps)))
+        main = accelerator is None or accelerator.is_main_process
+        if self.verbose >= 2 and main:
+            callbacks.append(("progress_bar", ProgressBar()))
+        return callbacks
+
+    def _net_params(self, device):
+        """The network's parameters that follow the estimator's at every fit."""
+        cuda = torch.device(device).type == "cuda"
+        return dict(
+            batch_size=self.batch_size,
+            iterator_train__positive_fraction=self.positive_fraction,
+            iterator_train__pin_memory=cuda,
+            iterator_valid__pin_memory=cuda,
+            iterator_valid__batch_size=2 * self.batch_size,
+            criterion__mixup_weight=self.mixup_weight,
+            criterion__objective=self.objective,
+            verbose=int(self.verbose >= 1),
+        )
+
+    def _build_net(self, name_or_path, n_labels, tokenizer, device, accelerator=None):
+        if tokenizer.pad_token_id is None:
+            raise ValueError(f"The tokenizer of {name_or_path!r} has no padding token.")
+        kind, extra = DALLMiNet, {}
+        if accelerator is not None:
+            kind, extra = AcceleratedDALLMiNet, {"accelerator": accelerator}
+        pad = functools.partial(pad_batch, pad_id=tokenizer.pad_token_id)
+        net = kind(
+            EncoderClassifier,
+            module__encoder=name_or_path,
+            module__n_labels=n_labels,
+            module__pooling=self.pooling,
+            module__dropout=self.dropout,
+            criterion=DALLMiLoss,
+            criterion__n_labels=n_labels,
+            optimizer=torch.optim.AdamW,
+            optimizer__param_groups=[("head.*", {"lr": self.head_lr or self.lr})],
+            iterator_train=label_balanced_loader,
+            iterator_train__collate_fn=pad,
+            iterator_valid__collate_fn=pad,
+            train_split=None,
+            max_epochs=self.max_epochs,
+            lr=self.lr,
+            optimizer__weight_decay=self.weight_decay,
+            device=device,
+            compile=self.compile,
+            **self._net_params(device),
+            **extra,
+        ).initialize()
+        limits = [getattr(net.plain_module.encoder.config, "max_position_embeddings", None),
+                  getattr(tokenizer, "model_max_length", None)]
+        # Tokenizers without a known limit report a huge sentinel value.
+        limits = [v for v in limits if v is not None and v < 1_000_000]
+        if limits and self.max_length > min(limits):
+            raise ValueError(
+                f"max_length={self.max_length} exceeds the {min(limits)} positions of the "
+                f"encoder {name_or_path!r}; set max_length <= {min(limits)}."
+            )
+        return net
+
+    def _reuse_head(self, module, path):
+        """Start from the head of a save given as ``model``, when it fits."""
+        if not persistence.is_save(path):
+            return
+        _, manifest, tensors = persistence.read_save(path)
+        saved = (manifest["fitted"]["n_labels_"], manifest["params"].get("pooling"))
+        if saved != (module.head.out_features, self.pooling):
+            warnings.warn(
+                f"{str(path)!r} holds a head for {saved[0]} labels and pooling={saved[1]!r} "
+                f"but the new model has {module.head.out_features} labels and pooling="
+                f"{self.pooling!r}: the encoder is reused, the head starts from scratch.",
+                UserWarning, stacklevel=4)
+            return
+        module.load_state_dict(persistence.section(tensors, "module"), strict=False)
+
+    def _configure(self, net, device, accelerator):
+        """Bring a fitted network in line with the current parameters.
+
+        Without skorch's ``set_params`` for what it would re-initialise (the
+        criterion, the module), so that the weights and the optimizer's
+        state carry over.
+        """
+        if isinstance(net, AcceleratedDALLMiNet) != (accelerator is not None):
+            raise ValueError(
+                f"This model was fitted {'with' if accelerator is None else 'without'} "
+                "Accelerate: continue it the same way (see the accelerator parameter) or "
+                "start a new fit."
+            )
+        net.accelerator = accelerator
+        vars(net).update(self._net_params(device))
+        net.criterion_.mixup_weight = self.mixup_weight
+        net.criterion_.objective = self.objective
+        net.set_params(lr=self.lr, optimizer__weight_decay=self.weight_decay)
+        net.set_params(optimizer__param_groups__0__lr=self.head_lr or self.lr)
+        if torch.device(net.device) != torch.device(device):
+            net.device = device
+            net.module_.to(device)
+            net.criterion_.to(device)
+            # Loading its own state moves the optimizer's moments to the
+            # device of the parameters.
+            net.optimizer_.load_state_dict(net.optimizer_.state_dict())
+        if net.compile != self.compile:
+            net.compile = self.compile
+            net.module_ = net.torch_compile(net.plain_module, "module")
+
+    @staticmethod
+    def _dataset(ids, rows, Y=None):
+        """The texts of ``rows``, longest first (for inference and validation)."""
+        rows = rows[length_order([ids[i] for i in rows])]
+        return TokenizedDataset([ids[i] for i in rows], None if Y is None else Y[rows])
+
+    @staticmethod
+    def _logits(net, ids):
+        """Network outputs for token ids, in their order, from length-sorted batches."""
+        order = length_order(ids)
+        logits = np.empty((len(ids), net.plain_module.head.out_features))
+        logits[order] = net.forward(TokenizedDataset([ids[i] for i in order])).float().numpy()
+        return logits
+
+    def _proba_shift(self, net, ids, Y, rows, pu, previous):
         # Supervised labels get no shift; a PU label without a positive in
         # this call was not trained by it and keeps its previous scale.
+        Y = Y[rows]
         has_pos = (Y == 1).any(axis=0)
         shift = np.where(pu & ~has_pos, previous, 0.0)
         anchor = (Y != 0) & pu
-        rows = np.flatnonzero(anchor.any(axis=1))
-        if rows.size == 0:
+        anchor_rows = np.flatnonzero(anchor.any(axis=1))
+        if anchor_rows.size == 0:
             return shift
-        logits = net.predict_logits([ids[i] for i in rows], 2 * self.batch_size)
-        phi = expit(logits.astype(np.float64))
+        phi = expit(self._logits(net, [ids[rows[i]] for i in anchor_rows]))
         for label in np.flatnonzero(pu & has_pos):
-            values = phi[anchor[rows, label], label]
-            s = np.clip(np.quantile(values, self.scale_quantile), 1e-6, 1.0)
+            s = np.clip(np.quantile(phi[anchor[anchor_rows, label], label],
+                                    self.scale_quantile), 1e-6, 1.0)
             shift[label] = np.log(s / 2) - np.log1p(-s / 2)
         return shift
+
+    @property
+    def classes_(self):
+        """``[0, 1]`` per label, the layout sklearn reads as multi-label."""
+        check_is_fitted(self, "net_")
+        return np.array([0, 1]) if self._binary else np.tile([0, 1], (self.n_labels_, 1))
+
+    @property
+    def device_(self):
+        """The device the network is on (a str)."""
+        check_is_fitted(self, "net_")
+        return str(self.net_.device)
+
+    @property
+    def history_(self):
+        """Training history of the network (a :class:`skorch.History`)."""
+        check_is_fitted(self, "net_")
+        return self.net_.history
 
     # ---------------------------------------------------------- persistence
 
@@ -495,17 +617,22 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         """Save the fitted estimator to a directory, without pickle.
 
         The encoder and tokenizer go through Hugging Face ``save_pretrained``
-        (safetensors), the head to ``head.safetensors``, and the parameters
-        and fitted attributes to ``dallmi.json``, written last. The write is
-        atomic: an interrupted save leaves no directory that loads. The
+        (safetensors), the head, the fitted arrays and (optionally) the AdamW
+        state to ``dallmi.safetensors``, the history to ``history.json``
+        (skorch's own format), and the parameters and fitted scalars to
+        ``dallmi.json``, written last. The write is atomic: an interrupted
+        save leaves no directory that loads, and a previous save at
+        ``directory`` stays intact until the new one replaces it. The
         directory also serves as ``model=`` for a new estimator, which then
         starts from this encoder and, when the number of labels matches,
-        this head.
+        this head. ``callbacks`` and ``accelerator`` are not saved (they are
+        code or live objects); the loaded estimator has their defaults.
 
         Parameters
         ----------
         directory : str or os.PathLike
-            Created, or replaced if it holds a previous save.
+            Created, or replaced if it holds a previous save; any other
+            non-empty directory is refused.
         include_optimizer : bool, default=False
             Also save the AdamW state, so that ``partial_fit`` after loading
             continues exactly; otherwise it starts from a fresh AdamW state.
@@ -517,23 +644,58 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
 
         Notes
         -----
-        In data-parallel training (a ``torch.distributed`` process group of
-        several processes) every process holds the same model: only rank 0
-        writes, and every process waits for the write to finish.
+        In a multi-process launch every process holds the same model: only
+        the main process writes, and every process waits for the write.
         """
-        from .persistence import save_pretrained
-
         check_is_fitted(self, "net_")
-        context = distributed_context()
-        if context is None:
-            return save_pretrained(self, directory, include_optimizer=include_optimizer)
-        path = os.path.abspath(os.fspath(directory))
-        try:
-            if context[0] == 0:
-                path = save_pretrained(self, directory, include_optimizer=include_optimizer)
+        params = {name: value for name, value in self.get_params(deep=False).items()
+                  if name not in _RUNTIME_PARAMS}
+        params["model"] = None if self.model is None else os.fspath(self.model)
+        arrays = {f"param.{name}": params.pop(name) for name in
+                  [k for k, v in params.items() if isinstance(v, np.ndarray)]}
+        arrays.update({f"fitted.{name}": np.asarray(getattr(self, name))
+                       for name in ("pu_labels_", "proba_shift_", "n_positives_")})
+        for name, value in params.items():
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"Cannot save {type(self).__name__}: the parameter {name}={value!r:.60} "
+                    "cannot be written as JSON; set it to a plain value first (for "
+                    "random_state: an int or None)."
+                ) from None
+        net = self.net_
+        tensors = {f"module.{k}": v for k, v in net.plain_module.state_dict().items()
+                   if not k.startswith("encoder.")}
+        tensors.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
+        optimizer = None
+        if include_optimizer:
+            state = net.optimizer_.state_dict()
+            tensors.update({f"optimizer.{i}.{key}": value for i, entries in
+                            state["state"].items() for key, value in entries.items()})
+            optimizer = state["param_groups"]
+        manifest = {
+            "params": params,
+            "fitted": {"n_labels_": int(self.n_labels_), "n_epochs_": int(self.n_epochs_),
+                       "binary": bool(self._binary)},
+            "optimizer": optimizer,
+        }
+
+        def write_files(tmp):
+            net.plain_module.encoder.save_pretrained(tmp)
+            self.tokenizer_.save_pretrained(tmp)
+            net.history.to_file(os.path.join(tmp, persistence.HISTORY))
+
+        if not _launched_distributed():
+            return persistence.write_save(directory, manifest, tensors, write_files)
+        from accelerate import PartialState
+
+        try:  # the main process writes, every process waits for it
+            if PartialState().is_main_process:
+                persistence.write_save(directory, manifest, tensors, write_files)
         finally:
-            torch.distributed.barrier()
-        return path
+            PartialState().wait_for_everyone()
+        return os.path.abspath(os.fspath(directory))
 
     @classmethod
     def from_pretrained(cls, directory, *, device=None):
@@ -548,37 +710,66 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         directory : str or os.PathLike
             A directory written by :meth:`save_pretrained`.
         device : str or None, default=None
-            Overrides the saved ``device``; a CUDA device on a machine
-            without CUDA falls back to the CPU with a warning.
+            Overrides the saved ``device``. A CUDA device on a machine
+            without CUDA falls back to the CPU with a
+            :class:`~skorch.exceptions.DeviceWarning`.
 
         Returns
         -------
         estimator : DALLMiClassifier
-            Fitted; its ``model`` parameter is ``directory``.
+            Fitted; its ``model`` parameter is ``directory`` (the saved
+            ``model`` is kept in ``dallmi.json`` as provenance), so that
+            ``clone(estimator).fit(...)`` starts from the saved model.
         """
-        from .persistence import load_pretrained
-
-        return load_pretrained(directory, cls, device=device)
-
-    def __setstate__(self, state):
-        # skorch maps a GPU-pickled net to the CPU when CUDA is missing;
-        # keep device_ in step with it.
-        super().__setstate__(state)
-        net = self.__dict__.get("net_")
-        if net is not None and "device_" in self.__dict__:
-            self.device_ = str(net.device)
-            # As from_pretrained does: a CUDA model loaded where there is no
-            # CUDA keeps training on the CPU instead of failing.
-            if str(self.device).startswith("cuda") and not torch.cuda.is_available():
-                self.device = "cpu"
+        path, manifest, tensors = persistence.read_save(directory)
+        params = dict(manifest["params"])
+        params.update({k: v.numpy() for k, v in persistence.section(tensors, "param").items()})
+        params["model"] = path
+        if device is not None:
+            params["device"] = device
+        try:
+            estimator = cls(**params)
+        except TypeError as exc:
+            raise ValueError(f"{path}: parameters not accepted by {cls.__name__}: {exc}") from exc
+        estimator._validate_params()
+        fitted = manifest["fitted"]
+        n_labels = fitted["n_labels_"]
+        for name in ("pu_labels_", "proba_shift_", "n_positives_"):
+            value = tensors[f"fitted.{name}"].numpy()
+            if value.shape != (n_labels,):
+                raise ValueError(f"{path} is corrupted: {name} is not an array of {n_labels} "
+                                 "values.")
+            setattr(estimator, name, value)
+        # Building the network draws a random head that is overwritten at
+        # once: keep the caller's random state untouched.
+        with torch.random.fork_rng(devices=[]):
+            tokenizer = load_tokenizer(path)
+            net = estimator._build_net(path, n_labels, tokenizer,
+                                       resolve_device(estimator.device))
+        try:
+            missing = net.plain_module.load_state_dict(
+                persistence.section(tensors, "module"), strict=False).missing_keys
+            if any(not key.startswith("encoder.") for key in missing):
+                raise ValueError(f"no saved weights for {missing}")
+            if manifest["optimizer"] is not None:
+                state = {}
+                for key, value in persistence.section(tensors, "optimizer").items():
+                    index, name = key.split(".", 1)
+                    state.setdefault(int(index), {})[name] = value
+                net.optimizer_.load_state_dict({"state": state,
+                                                "param_groups": manifest["optimizer"]})
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"{path} is corrupted: {exc}") from exc
+        net.criterion_.set_pu_labels(estimator.pu_labels_)
+        net.history = net.history.from_file(os.path.join(path, persistence.HISTORY))
+        estimator.net_ = net
+        estimator.tokenizer_ = tokenizer
+        estimator.n_labels_ = n_labels
+        estimator.n_epochs_ = fitted["n_epochs_"]
+        estimator._binary = fitted["binary"]
+        return estimator
 
     # -------------------------------------------------------------- predict
-
-    @property
-    def history_(self):
-        """Training history of the network (a :class:`skorch.History`)."""
-        check_is_fitted(self, "net_")
-        return self.net_.history
 
     def _stream(self, X, transform, dtype, n_columns):
         """Apply ``transform`` to the shifted logits of ``X``, chunk by chunk.
@@ -594,9 +785,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         if n_texts is not None and n_texts > 0:
             out = np.empty((n_texts, n_columns), dtype=dtype)
         parts = []
-        for start, texts in _text_chunks(X, _PREDICT_CHUNK):
-            ids = tokenize(self.tokenizer_, texts, self.max_length)
-            scores = self.net_.predict_logits(ids, 2 * self.batch_size).astype(np.float64)
+        for start, texts in text_chunks(X, _PREDICT_CHUNK):
+            scores = self._logits(self.net_, tokenize(self.tokenizer_, texts, self.max_length))
             scores -= self.proba_shift_
             scores[:, self.n_positives_ == 0] = -np.inf
             result = transform(scores)

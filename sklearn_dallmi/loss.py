@@ -19,12 +19,14 @@ __all__ = [
     "DALLMiLoss",
 ]
 
-_GAMMA_EPS = 1e-6
+def _masked_mean(values, mask):
+    """Mean of ``values`` where ``mask`` is true; zero (in the graph) if nowhere.
 
-
-def _zero(logits):
-    # A zero that stays in the autograd graph, so ``backward`` never fails.
-    return logits.sum() * 0.0
+    No data-dependent branch or boolean indexing: on CUDA nothing waits
+    for the device.
+    """
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
 
 
 def variational_loss(logits, y, pu_labels):
@@ -55,16 +57,14 @@ def variational_loss(logits, y, pu_labels):
     pos = (y == 1) & pu_labels
     anchor = (y != 0) & pu_labels
     n_pos = pos.sum(0)
-    active = n_pos > 0
-    if not bool(active.any()):
-        return _zero(logits)
-    neg_inf = torch.finfo(log_phi.dtype).min
+    # The most negative finite float, not -inf: a label without anchors
+    # stays finite, so that multiplying it by zero below gives zero.
+    lowest = torch.finfo(log_phi.dtype).min
     log_mean_all = torch.logsumexp(
-        log_phi.masked_fill(~anchor, neg_inf), dim=0
+        log_phi.masked_fill(~anchor, lowest), dim=0
     ) - torch.log(anchor.sum(0).clamp(min=1).to(log_phi.dtype))
     mean_log_pos = (log_phi * pos).sum(0) / n_pos.clamp(min=1)
-    per_label = log_mean_all - mean_log_pos
-    return per_label[active].mean()
+    return _masked_mean(log_mean_all - mean_log_pos, n_pos > 0)
 
 
 def mixup_loss(mix_logits, main_logits, y, partner, gamma, pu_labels):
@@ -87,7 +87,8 @@ def mixup_loss(mix_logits, main_logits, y, partner, gamma, pu_labels):
     partner : torch.Tensor of shape (n_rows,), dtype long
         Index in the batch of each row's positive partner.
     gamma : torch.Tensor of shape (n_rows,)
-        Mixing weight of the partner, in ``[0, 1]``.
+        Mixing weight of the partner, in ``[0, 1]``: the same value that
+        mixed the embeddings (the log-space target is finite at 0 and 1).
     pu_labels : torch.Tensor of shape (n_labels,), dtype bool
         Which labels are trained in PU mode.
 
@@ -98,12 +99,10 @@ def mixup_loss(mix_logits, main_logits, y, partner, gamma, pu_labels):
         is none).
     """
     mask = (y[partner] == 1) & pu_labels
-    if not bool(mask.any()):
-        return _zero(mix_logits)
-    g = gamma.to(main_logits.dtype).clamp(_GAMMA_EPS, 1 - _GAMMA_EPS).unsqueeze(1)
+    g = gamma.to(main_logits.dtype).unsqueeze(1)
     target = torch.logaddexp(torch.log(g), torch.log1p(-g) + F.logsigmoid(main_logits))
     diff = (target - F.logsigmoid(mix_logits)) ** 2
-    return (diff * mask).sum() / mask.sum()
+    return _masked_mean(diff, mask)
 
 
 def known_entries_bce(logits, y, pu_labels):
@@ -127,19 +126,18 @@ def known_entries_bce(logits, y, pu_labels):
     loss : torch.Tensor
         Mean BCE over the selected entries (zero when there is none).
     """
-    mask = ((y == 0) | ((y == 1) & ~pu_labels)).to(logits.dtype)
-    if not bool(mask.any()):
-        return _zero(logits)
+    mask = (y == 0) | ((y == 1) & ~pu_labels)
     target = (y == 1).to(logits.dtype)
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    return (bce * mask).sum() / mask.sum()
+    return _masked_mean(bce, mask)
 
 
 def published_norm_loss(logits, y, pu_labels):
     """The authors' published "norm" objective, kept as an ablation anchor.
 
-    Per PU label, ``mean_{i in U_l} sigmoid(z_il) - ||sigmoid(z_{P_l})||_2``
-    summed over labels, where ``U_l`` are the unknown rows. It is not
+    Per PU label, ``mean_i sigmoid(z_il) - ||sigmoid(z_{P_l})||_2`` summed
+    over labels, where the mean runs over every row of the batch (as in the
+    authors' script) and ``P_l`` are the observed positives. It is not
     scale-invariant and uses an L2 norm rather than a mean; see
     ``REFERENCE.md`` section 2, item 4.
 
@@ -159,10 +157,8 @@ def published_norm_loss(logits, y, pu_labels):
     """
     phi = torch.sigmoid(logits)
     pos = ((y == 1) & pu_labels).to(phi.dtype)
-    unl = ((y == -1) & pu_labels).to(phi.dtype)
-    mean_unl = (phi * unl).sum(0) / unl.sum(0).clamp(min=1)
     norm_pos = torch.sqrt(((phi * pos) ** 2).sum(0) + 1e-12) * (pos.sum(0) > 0)
-    return (mean_unl - norm_pos).sum()
+    return ((phi.mean(0) - norm_pos) * pu_labels).sum()
 
 
 def draw_mixup_partners(y, pu_labels, alpha, rng):
@@ -268,7 +264,7 @@ class DALLMiLoss(torch.nn.Module):
         if mix_logits is not None:
             mix = mixup_loss(mix_logits.float(), logits, y, partner, gamma, pu)
         else:
-            mix = _zero(logits)
+            mix = logits.new_zeros(())
         if self.objective == "published":
             main = published_norm_loss(logits, y, pu)
             total = main + self.mixup_weight * mix.detach() + bce

@@ -1,6 +1,11 @@
 """The torch module: a Hugging Face encoder, pooling, dropout, a linear head."""
 
+import os
+
+import torch
 from torch import nn
+
+from .models import load_encoder
 
 __all__ = ["EncoderClassifier"]
 
@@ -8,10 +13,17 @@ __all__ = ["EncoderClassifier"]
 class EncoderClassifier(nn.Module):
     """Multi-label classifier on top of a transformer encoder.
 
+    One ``forward`` call computes the logits of a batch and, for MixUp, the
+    logits of its word embeddings mixed with those of partner rows, so that
+    a training step is one forward and one backward and the module can be
+    wrapped (``DistributedDataParallel``, Accelerate, ``torch.compile``)
+    unchanged.
+
     Parameters
     ----------
-    encoder : transformers.PreTrainedModel
-        An encoder such as ``BertModel``; its input embedding layer is used
+    encoder : transformers.PreTrainedModel, str or os.PathLike
+        An encoder such as ``BertModel``, or the directory (or hub name) to
+        load one from with ``AutoModel``; its input embedding layer is used
         for MixUp on word embeddings.
     n_labels : int
         Number of outputs.
@@ -23,28 +35,75 @@ class EncoderClassifier(nn.Module):
 
     def __init__(self, encoder, n_labels, pooling="mean", dropout=0.1):
         super().__init__()
+        if isinstance(encoder, (str, os.PathLike)):
+            encoder = load_encoder(encoder)
+        if getattr(encoder, "pooler", None) is not None:
+            # Unused (pooling is ours): parameters without a gradient would
+            # make DistributedDataParallel fail, and it costs a matmul.
+            encoder.pooler = None
         self.encoder = encoder
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, n_labels)
 
-    def embed(self, input_ids):
-        """Word embeddings of the token ids (no position or type embeddings)."""
-        return self.encoder.get_input_embeddings()(input_ids)
+    def pool(self, input_ids=None, attention_mask=None, inputs_embeds=None):
+        """One vector per row: the pooled last hidden states of the encoder.
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None):
-        """Logits of shape ``(batch, n_labels)``.
+        Parameters
+        ----------
+        input_ids : torch.Tensor of shape (batch, length) or None
+            Token ids; or pass ``inputs_embeds``.
+        attention_mask : torch.Tensor of shape (batch, length)
+            1 for real tokens, 0 for padding.
+        inputs_embeds : torch.Tensor of shape (batch, length, hidden) or None
+            Word embeddings instead of token ids.
 
-        Pass either ``input_ids`` or ``inputs_embeds`` (word embeddings, as
-        for the mixed inputs of MixUp).
+        Returns
+        -------
+        pooled : torch.Tensor of shape (batch, hidden)
         """
-        out = self.encoder(
+        hidden = self.encoder(
             input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds
-        )
-        hidden = out.last_hidden_state
+        ).last_hidden_state
         if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.head(self.dropout(pooled))
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def forward(self, input_ids, attention_mask, partner=None, gamma=None):
+        """Logits of the batch, and of its mixed word embeddings.
+
+        Parameters
+        ----------
+        input_ids : torch.Tensor of shape (batch, length)
+            Token ids.
+        attention_mask : torch.Tensor of shape (batch, length)
+            1 for real tokens, 0 for padding.
+        partner : torch.Tensor of shape (batch,) or None, default=None
+            For MixUp: the row of the batch that each row is mixed with.
+        gamma : torch.Tensor of shape (batch,) or None, default=None
+            For MixUp: the weight of the partner's word embeddings, in
+            ``[0, 1]``; row ``u`` becomes ``gamma[u] * E(partner[u]) +
+            (1 - gamma[u]) * E(u)`` with the union of the two attention
+            masks.
+
+        Returns
+        -------
+        logits : torch.Tensor of shape (batch, n_labels)
+            Without ``partner``.
+        logits, mix_logits : tuple of two torch.Tensor of shape (batch, n_labels)
+            With ``partner``: the batch and its mixed rows, encoded in one
+            encoder call over twice the rows.
+        """
+        if partner is None:
+            return self.head(self.dropout(self.pool(input_ids, attention_mask)))
+        emb = self.encoder.get_input_embeddings()(input_ids)
+        g = gamma.to(emb.dtype).view(-1, 1, 1)
+        mixed = g * emb[partner] + (1 - g) * emb
+        mask = torch.maximum(attention_mask[partner], attention_mask)
+        pooled = self.pool(
+            attention_mask=torch.cat([attention_mask, mask]),
+            inputs_embeds=torch.cat([emb, mixed]),
+        )
+        logits = self.head(self.dropout(pooled))
+        return logits[: len(input_ids)], logits[len(input_ids):]

@@ -11,6 +11,7 @@ its turn within ``ceil(L / k)`` batches.
 import math
 
 import numpy as np
+import torch
 
 __all__ = ["n_positive_slots", "balanced_batches", "LabelBalancedSampler"]
 
@@ -36,7 +37,7 @@ def n_positive_slots(batch_size, positive_fraction):
     return min(math.ceil(positive_fraction * batch_size), batch_size - 1)
 
 
-def balanced_batches(positives, batch_size, positive_fraction, rng, cycle=None):
+def balanced_batches(positives, batch_size, positive_fraction, rng, cycle=None, order=None):
     """One epoch of label-balanced batches.
 
     Parameters
@@ -52,6 +53,9 @@ def balanced_batches(positives, batch_size, positive_fraction, rng, cycle=None):
     cycle : list of int or None
         Labels still waiting for their turn from a previous call; the cycle
         continues from there.
+    order : numpy.ndarray of shape (n_rows,) or None
+        The order in which the uniform part visits the rows (a permutation);
+        None draws one from ``rng``.
 
     Returns
     -------
@@ -66,7 +70,8 @@ def balanced_batches(positives, batch_size, positive_fraction, rng, cycle=None):
     with_pos = np.flatnonzero(positives.any(axis=0))
     if with_pos.size == 0:
         k = 0
-    order = rng.permutation(n_rows)
+    if order is None:
+        order = rng.permutation(n_rows)
     n_uniform = batch_size - k
     cycle = list(cycle or [])
     members = [np.flatnonzero(positives[:, label]) for label in range(positives.shape[1])]
@@ -83,11 +88,17 @@ def balanced_batches(positives, batch_size, positive_fraction, rng, cycle=None):
     return batches, cycle
 
 
-class LabelBalancedSampler:
-    """Iterate over label-balanced batches, epoch after epoch.
+class LabelBalancedSampler(torch.utils.data.Sampler):
+    """Batch sampler of label-balanced batches, epoch after epoch.
 
+    Pass it to a :class:`torch.utils.data.DataLoader` as ``batch_sampler``.
     Each call to ``iter`` yields one epoch; the random state and the label
-    cycle carry over between epochs.
+    cycle carry over between epochs. The uniform part of the batches is a
+    :class:`torch.utils.data.RandomSampler` (``self.sampler``) whose
+    ``generator`` also seeds the positive draws, so that Accelerate, which
+    synchronises that generator across processes at the start of each epoch
+    and deals batch ``i`` to process ``i % n_processes``, gives every process
+    its share of one sequence of batches.
 
     Parameters
     ----------
@@ -97,50 +108,31 @@ class LabelBalancedSampler:
         Rows per batch, positives included.
     positive_fraction : float
         Share of each batch drawn label-balanced, in ``[0, 1)``.
-    random_state : int, numpy.random.Generator or None
-        Seeds the generator that draws the batches.
-    rank : int, default=0
-        This process's rank in data-parallel training.
-    world_size : int, default=1
-        Number of processes. With ``world_size > 1``, every process draws the
-        same epoch of batches (same ``random_state``) and keeps batches
-        ``i`` with ``i % world_size == rank``; the last
-        ``n_batches % world_size`` batches of the epoch are left out, so that
-        the shards are disjoint and every process takes as many steps.
+    random_state : int or None, default=None
+        Seeds the generator; None draws a seed from torch's global generator.
     """
 
-    def __init__(self, positives, batch_size, positive_fraction, random_state=None,
-                 rank=0, world_size=1):
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}.")
+    def __init__(self, positives, batch_size, positive_fraction, random_state=None):
         self.positives = np.asarray(positives, dtype=bool)
         self.batch_size = batch_size
         self.positive_fraction = positive_fraction
-        self.rng = np.random.default_rng(random_state)
-        self.rank = rank
-        self.world_size = world_size
+        self.drop_last = False
+        if random_state is None:
+            random_state = int(torch.randint(2**62, ()))
+        generator = torch.Generator().manual_seed(int(random_state))
+        self.sampler = torch.utils.data.RandomSampler(range(len(self.positives)),
+                                                      generator=generator)
         self._cycle = []
 
     def __iter__(self):
+        order = np.fromiter(self.sampler, dtype=np.int64, count=len(self.positives))
+        rng = np.random.default_rng(int(torch.randint(2**62, (), generator=self.sampler.generator)))
         batches, self._cycle = balanced_batches(
-            self.positives, self.batch_size, self.positive_fraction, self.rng, self._cycle
+            self.positives, self.batch_size, self.positive_fraction, rng, self._cycle, order
         )
-        if self.world_size > 1:
-            kept = len(batches) - len(batches) % self.world_size
-            batches = batches[self.rank:kept:self.world_size]
-        return iter(batches)
+        return iter([batch.tolist() for batch in batches])
 
-    def n_batches_per_epoch(self):
-        """Count the batches of one epoch over all processes, before sharding.
-
-        Returns
-        -------
-        n_batches : int
-            Number of batches of the whole epoch.
-        """
+    def __len__(self):
         k = n_positive_slots(self.batch_size, self.positive_fraction)
         n_uniform = self.batch_size - (k if self.positives.any() else 0)
         return math.ceil(self.positives.shape[0] / n_uniform)
-
-    def __len__(self):
-        return self.n_batches_per_epoch() // self.world_size

@@ -1,9 +1,9 @@
-"""Tokenisation once per fit, per-batch padding, length-sorted inference."""
+"""Tokenisation once per fit, per-batch padding, length order for inference."""
 
 import numpy as np
 import torch
 
-__all__ = ["tokenize", "collate", "length_sorted_batches"]
+__all__ = ["tokenize", "pad_batch", "length_order"]
 
 _TOKENIZE_CHUNK = 2048
 
@@ -34,48 +34,52 @@ def tokenize(tokenizer, texts, max_length):
     return ids
 
 
-def collate(ids, rows, pad_id):
-    """Pad the selected token sequences to the longest among them.
+def pad_batch(items, pad_id):
+    """Collate ``(token ids, labels)`` items, padding to the longest in the batch.
+
+    The ``collate_fn`` of the network's data loaders (bind ``pad_id`` with
+    :func:`functools.partial`).
 
     Parameters
     ----------
-    ids : list of numpy.ndarray
-        Token ids of every text.
-    rows : sequence of int
-        Which texts form the batch.
+    items : list of tuple
+        ``(ids, y)`` per row: a 1-D array of token ids, and the row's labels
+        or None.
     pad_id : int
         The tokenizer's padding id.
 
     Returns
     -------
-    batch : dict
+    x : dict
         ``input_ids`` and ``attention_mask``, both ``torch.long`` of shape
-        ``(len(rows), longest)``.
+        ``(len(items), longest)``.
+    y : torch.Tensor of shape (len(items), n_labels) or None
     """
-    seqs = [ids[i] for i in rows]
+    seqs = [ids for ids, _ in items]
     width = max(len(s) for s in seqs)
     input_ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(seqs), width), dtype=np.int64)
     for i, seq in enumerate(seqs):
         input_ids[i, :len(seq)] = seq
         mask[i, :len(seq)] = 1
-    return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+    x = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+    y = None if items[0][1] is None else torch.from_numpy(np.stack([y for _, y in items]))
+    return x, y
 
 
-def length_sorted_batches(ids, batch_size):
-    """Batches of similar lengths for inference.
+def length_order(ids):
+    """Order of the texts, longest first, for batches of similar lengths.
+
+    Longest first, so that a memory problem shows in the first batch rather
+    than the last.
 
     Parameters
     ----------
     ids : list of numpy.ndarray
-    batch_size : int
 
     Returns
     -------
-    batches : list of numpy.ndarray
-        Row indices, longest texts first, so that a memory problem shows in
-        the first batch rather than the last.
+    order : numpy.ndarray of int
     """
     lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
-    order = np.argsort(-lengths, kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return np.argsort(-lengths, kind="stable")

@@ -1,8 +1,10 @@
 """One process of the data-parallel test (run by tests/test_distributed.py).
 
-Reads RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT from the environment,
-joins a gloo process group, fits DALLMiClassifier on the keyword task and
-writes what the test compares to ``<out>/rank<RANK>.npz``.
+Started by hand with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set (it
+then joins a gloo process group itself, as a torchrun script would), or by
+``accelerate launch``. Fits DALLMiClassifier on the keyword task, which
+trains through Accelerate because the process belongs to a multi-process
+launch, and writes what the test compares to ``<out>/rank<RANK>.npz``.
 """
 
 import os
@@ -16,15 +18,28 @@ import torch.distributed as dist
 sys.path.insert(0, os.path.dirname(__file__))
 
 from conftest import make_keyword_task  # noqa: E402
+from skorch.callbacks import Callback  # noqa: E402
 
 from sklearn_dallmi import DALLMiClassifier  # noqa: E402
 from sklearn_dallmi.module import EncoderClassifier  # noqa: E402
 
 
+class RecordRows(Callback):
+    """Records the token rows of every training batch this process takes."""
+
+    def __init__(self):
+        self.rows = []
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.rows += [" ".join(map(str, r.tolist())) for r in batch[0]["input_ids"]]
+
+
 def main(model_dir, out, batch_size):
     torch.set_num_threads(1)
-    dist.init_process_group("gloo")
-    rank = dist.get_rank()
+    if "ACCELERATE_MIXED_PRECISION" not in os.environ:  # started by hand
+        dist.init_process_group("gloo")
+    rank = int(os.environ["RANK"])
     train, test = make_keyword_task(64, seed=0), make_keyword_task(40, seed=1)
     common = dict(model=model_dir, max_length=24, lr=1e-3, device="cpu", random_state=0)
 
@@ -36,9 +51,12 @@ def main(model_dir, out, batch_size):
     pu = DALLMiClassifier(batch_size=batch_size, max_epochs=2, **common)
     pu.fit(train.texts, train.Y_partial)
     pu.save_pretrained(os.path.join(out, f"model_rank{rank}"))
-    # random_state=None: every process must still draw the same batches.
-    unseeded = DALLMiClassifier(**{**common, "random_state": None, "max_epochs": 0})
-    unseeded.fit(train.texts[:8], train.Y_partial[:8])
+    # random_state=None: every process must still take its share of one
+    # sequence of batches (Accelerate synchronises the sampler's generator).
+    record = RecordRows()
+    unseeded = DALLMiClassifier(**{**common, "random_state": None}, batch_size=batch_size,
+                                max_epochs=1, positive_fraction=0.0, callbacks=[record])
+    unseeded.fit(train.texts, train.Y_partial)
 
     # Different data on the two processes: a clear error on both, no hang.
     try:
@@ -55,7 +73,9 @@ def main(model_dir, out, batch_size):
         pu_restored=restored.predict_proba(test.texts),
         n_steps=len(sup.history_[-1, "batches"]),
         plain_module=type(pu.net_.module_) is EncoderClassifier,
-        seed=unseeded.net_.seed,
+        plain_optimizer=type(pu.net_.optimizer_) is torch.optim.AdamW,
+        unseeded_rows=np.array(record.rows),
+        unseeded=unseeded.predict_proba(test.texts),
         mismatch_error=mismatch_error,
     )
     dist.destroy_process_group()

@@ -4,8 +4,7 @@ Every case goes through the public estimator (``fit``, ``partial_fit``,
 ``predict_proba``, ``predict``) on a tiny random BERT saved to disk. A case
 either works the way a user would expect (its ``check`` asserts the output)
 or raises the expected error type with a message that names the problem
-(``match``). Cases that need a change in ``classifier.py`` or ``models.py``
-are marked ``xfail(strict=True)`` with the reason.
+(``match``).
 """
 
 import copy
@@ -68,8 +67,6 @@ class Case:
     check: Optional[Callable] = None  # (result, ctx) -> None, for cases that work
     raises: Optional[type] = None
     match: Optional[str] = None
-    xfail: Optional[str] = None
-    xfail_raises: Optional[type] = None
 
 
 def proba_ok(shape):
@@ -425,21 +422,13 @@ CASES = {
 }
 
 
-def _param(case_id):
-    case = CASES[case_id]
-    marks = ()
-    if case.xfail:
-        marks = pytest.mark.xfail(strict=True, reason=case.xfail, raises=case.xfail_raises)
-    return pytest.param(case_id, marks=marks, id=case_id)
-
-
 def test_table_covers_every_method():
     methods = {case_id.split("/")[0] for case_id in CASES}
     assert {"fit", "partial_fit", "predict_proba", "predict"} <= methods
     assert len(CASES) >= 25
 
 
-@pytest.mark.parametrize("case_id", [_param(c) for c in CASES])
+@pytest.mark.parametrize("case_id", list(CASES))
 def test_bad_input(case_id, _bad_input_model, tmp_path):
     case = CASES[case_id]
     ctx = Context(_bad_input_model, tmp_path)

@@ -168,22 +168,13 @@ def test_continued_fit_keeps_scale_of_pu_label_without_new_positive(tiny_model_d
 def test_continued_fit_moves_the_network_to_the_requested_device(tiny_model_dir, small):
     texts, _, Y = small
     clf = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y)
+    p = clf.predict_proba(texts)
+    moments = set(clf.net_.optimizer_.state_dict()["state"])
     clf.set_params(device="cpu:0")  # another device than the fitted net's "cpu"
-    moved = []
-    original = type(clf.net_).move_to
-
-    def spy(net, device):
-        moved.append(device)
-        return original(net, device)
-
-    type(clf.net_).move_to = spy
-    try:
-        clf.partial_fit(texts, Y)
-    finally:
-        type(clf.net_).move_to = original
-    assert moved == ["cpu:0"]
+    clf.partial_fit(texts, Y)
     assert clf.net_.device == clf.device_ == "cpu:0"
-    assert clf.predict_proba(texts).shape == Y.shape
+    assert set(clf.net_.optimizer_.state_dict()["state"]) == moments  # moments kept
+    assert np.abs(clf.predict_proba(texts) - p).max() > 1e-6
 
 
 def test_partial_fit_on_unfitted_is_one_epoch_fit(tiny_model_dir, small):
@@ -418,85 +409,105 @@ def test_verbose_prints_an_epoch_table(tiny_model_dir, small, capsys):
 # ------------------------------------------------- the mixed forward itself
 
 
-def _one_training_step(clf, texts, Y):
-    """Run one train_step_single on the fitted net, capturing the mixed pass."""
+def _one_training_step(clf, texts, Y, seed=0):
+    """Run one skorch train_step on the fitted net, recording the forward calls.
+
+    Returns the batch, the module's calls ``(inputs, outputs)`` and the
+    encoder's calls (keyword arguments).
+    """
     net = clf.net_
     module = net.module_
-    captured = {}
-    orig_forward = module.forward
-    orig_mixup = net._mixup_inputs
+    calls = {"module": [], "encoder": []}
+    module_forward, encoder_forward = module.forward, module.encoder.forward
 
-    def forward(input_ids=None, attention_mask=None, inputs_embeds=None):
-        out = orig_forward(input_ids=input_ids, attention_mask=attention_mask,
-                           inputs_embeds=inputs_embeds)
-        if inputs_embeds is not None:
-            if out.requires_grad:
-                out.retain_grad()
-            captured.update(mix_logits=out, inputs_embeds=inputs_embeds,
-                            mix_mask=attention_mask)
+    def forward(**inputs):
+        out = module_forward(**inputs)
+        for tensor in out if isinstance(out, tuple) else (out,):
+            if tensor.requires_grad:
+                tensor.retain_grad()
+        calls["module"].append((inputs, out))
         return out
 
-    def mixup_inputs(y_cpu):
-        partner, gamma = orig_mixup(y_cpu)
-        captured.update(partner=partner, gamma=gamma)
-        return partner, gamma
+    def encoder(*args, **kwargs):
+        calls["encoder"].append(kwargs)
+        return encoder_forward(*args, **kwargs)
 
-    module.forward = forward
-    net._mixup_inputs = mixup_inputs
+    module.forward, module.encoder.forward = forward, encoder
     try:
         ids = tokenize(clf.tokenizer_, texts, clf.max_length)
         dataset = TokenizedDataset(ids, np.asarray(Y, dtype=np.float32))
         batch = next(iter(net.get_iterator(dataset, training=True)))
-        net.optimizer_.zero_grad()
-        module.zero_grad()
-        net.history.new_epoch()  # train_step_single records the loss terms
+        net.history.new_epoch()
         net.history.new_batch()
-        net.train_step_single(batch)
+        torch.manual_seed(seed)  # the same dropout for steps compared
+        net.train_step(batch)
     finally:
-        del module.forward
-        del net._mixup_inputs
-    return batch, captured
+        del module.forward, module.encoder.forward
+    return batch, calls
 
 
-def test_mixed_forward_receives_gradient(tiny_model_dir, small):
+def test_one_forward_per_step_carries_the_mixed_rows_with_gradient(tiny_model_dir, small):
     texts, _, Y = small
     clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_epochs": 0,
                                                     "mixup_weight": 0.3}).fit(texts, Y)
-    batch, cap = _one_training_step(clf, texts, Y)
-    assert cap["partner"] is not None
-    mix_logits = cap["mix_logits"]
-    assert mix_logits.requires_grad
+    words = clf.net_.module_.encoder.get_input_embeddings().weight.detach().clone()
+    (x, y), calls = _one_training_step(clf, texts, Y)
+    # Exactly one module call and one encoder call over the batch and its
+    # mixed rows together.
+    assert len(calls["module"]) == 1 and len(calls["encoder"]) == 1
+    inputs, (logits, mix_logits) = calls["module"][0]
+    n = len(x["input_ids"])
+    assert inputs["partner"] is x["partner"] and logits.shape == mix_logits.shape == (n, 3)
+    encoded = calls["encoder"][0]
+    assert encoded["input_ids"] is None and len(encoded["inputs_embeds"]) == 2 * n
     assert mix_logits.grad is not None and mix_logits.grad.abs().sum() > 0
-    # The mixed inputs are gamma * E(partner) + (1 - gamma) * E(row), on the
+    # The mixed rows are gamma * E(partner) + (1 - gamma) * E(row), on the
     # word embeddings, with the union of the two attention masks.
-    x, _ = batch
     with torch.no_grad():
-        emb = clf.net_.module_.embed(x["input_ids"])
-        g = cap["gamma"].view(-1, 1, 1)
-        p = cap["partner"]
-        torch.testing.assert_close(cap["inputs_embeds"], g * emb[p] + (1 - g) * emb)
+        emb = words[x["input_ids"]]  # before the optimiser's step
+        g, p = x["gamma"].view(-1, 1, 1), x["partner"]
+        torch.testing.assert_close(encoded["inputs_embeds"][:n], emb)
+        torch.testing.assert_close(encoded["inputs_embeds"][n:], g * emb[p] + (1 - g) * emb)
     mask = x["attention_mask"]
-    torch.testing.assert_close(cap["mix_mask"], torch.maximum(mask[p], mask))
+    torch.testing.assert_close(encoded["attention_mask"][n:], torch.maximum(mask[p], mask))
     # Each partner is an observed positive of a PU label of the batch.
-    y_batch = batch[1].numpy()
-    assert np.all(((y_batch[p.numpy()] == 1) & clf.pu_labels_).any(axis=1))
+    assert np.all(((y.numpy()[p.numpy()] == 1) & clf.pu_labels_).any(axis=1))
 
 
-def test_published_objective_mixed_forward_has_no_gradient(tiny_model_dir, small):
+def test_mixup_gradient_reaches_the_main_logits(tiny_model_dir, small):
+    # The target of the MixUp term is not detached: through the whole step,
+    # the main logits' gradient changes with the MixUp weight.
+    texts, _, Y = small
+    clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_epochs": 0,
+                                                    "mixup_weight": 0.3}).fit(texts, Y)
+    grads = []
+    for weight in (0.3, 0.0):
+        est = copy.deepcopy(clf)
+        est.net_.criterion_.mixup_weight = weight
+        _, calls = _one_training_step(est, texts, Y)
+        grads.append(calls["module"][0][1][0].grad)
+    assert not torch.allclose(grads[0], grads[1])
+
+
+def test_published_objective_mixed_rows_get_no_gradient(tiny_model_dir, small):
     texts, _, Y = small
     clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_epochs": 0,
                                                     "objective": "published"}).fit(texts, Y)
-    _, cap = _one_training_step(clf, texts, Y)
-    assert cap["partner"] is not None
-    assert not cap["mix_logits"].requires_grad
+    (x, _), calls = _one_training_step(clf, texts, Y)
+    assert "partner" in x
+    _, (logits, mix_logits) = calls["module"][0]
+    assert logits.grad.abs().sum() > 0
+    assert mix_logits.grad is None or not mix_logits.grad.any()
 
 
-def test_no_mixed_forward_when_mixup_weight_is_zero(tiny_model_dir, small):
+def test_no_mixed_rows_when_mixup_weight_is_zero(tiny_model_dir, small):
     texts, _, Y = small
     clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_epochs": 0,
                                                     "mixup_weight": 0.0}).fit(texts, Y)
-    _, cap = _one_training_step(clf, texts, Y)
-    assert cap["partner"] is None and "mix_logits" not in cap
+    (x, _), calls = _one_training_step(clf, texts, Y)
+    assert "partner" not in x
+    assert len(calls["encoder"]) == 1
+    assert len(calls["encoder"][0]["input_ids"]) == len(x["input_ids"])
 
 
 def test_published_objective_fits(tiny_model_dir, small):
@@ -576,15 +587,12 @@ def test_model_directory_not_needed_after_fit(tiny_model_dir, small, tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(texts), expected)
 
 
-def test_max_length_beyond_encoder_positions_is_clamped_or_rejected(tiny_model_dir):
+def test_max_length_beyond_encoder_positions_is_rejected(tiny_model_dir):
     texts = [" ".join(["water"] * 300), "fire", "road", "hello"]
     clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_length": 512})
-    try:
+    with pytest.raises(ValueError, match="max_length=512 exceeds the 128 positions"):
         clf.fit(texts, [[1, -1], [-1, 1], [-1, -1], [-1, 1]])
-    except ValueError as exc:  # an explicit message is fine too
-        assert "max_length" in str(exc)
-    else:
-        assert clf.predict_proba(texts).shape == (4, 2)
+    assert not hasattr(clf, "net_")
 
 
 def test_head_lr_sets_the_head_group_only(tiny_model_dir, small):

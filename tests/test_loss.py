@@ -245,6 +245,18 @@ def test_mixup_loss_has_gradient_wrt_mix_and_main_logits():
     np.testing.assert_allclose(mix.grad.numpy(), hand, rtol=1e-4, atol=1e-7)
 
 
+def test_mixup_loss_uses_the_gamma_that_mixed_the_embeddings():
+    # VPU's target log(gamma + (1 - gamma) sigmoid(z)) with the gamma of the
+    # mix, unclamped: at z = -20 and gamma = 1e-8 the target is log(1.2e-8),
+    # not log(1e-6 + ...) as a clamp to [1e-6, 1 - 1e-6] would make it.
+    zmix, zu, g = 0.0, -20.0, 1e-8
+    target = math.log(g + (1 - g) * sigmoid(zu))
+    expected = (target - math.log(sigmoid(zmix))) ** 2
+    got = mixup_loss(t([[zmix]]), t([[zu]]), t([[1]]), torch.tensor([0]), t([g]), mask([True]))
+    assert expected == pytest.approx(307.66, abs=0.01)  # the clamp gave 172.14
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+
+
 @pytest.mark.parametrize("gamma_value", [0.0, 1.0])
 def test_mixup_loss_gamma_at_the_bounds_is_finite(gamma_value):
     mix = t(MIX, grad=True)
@@ -322,11 +334,11 @@ def norm_hand(z, y, pu):
     phi = sigmoid(z)
     total = 0.0
     for label in np.flatnonzero(pu):
-        unl = y[:, label] == -1
         pos = y[:, label] == 1
-        mean_u = phi[unl, label].mean() if unl.any() else 0.0
+        # The authors' script averages over every row of the batch.
+        mean_all = phi[:, label].mean()
         norm_p = math.sqrt((phi[pos, label] ** 2).sum()) if pos.any() else 0.0
-        total += mean_u - norm_p
+        total += mean_all - norm_p
     return total
 
 

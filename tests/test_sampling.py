@@ -287,3 +287,22 @@ def test_dallmi_loss_never_nan_or_inf(Y, data, lam, objective, alpha, seed):
     assert torch.isfinite(logits.grad).all()
     if mix is not None and mix.grad is not None:
         assert torch.isfinite(mix.grad).all()
+
+
+def test_sampler_draws_random_positives_in_shuffled_label_orders():
+    # Label l's positives are rows l, l + L, l + 2L, ...: a drawn row tells
+    # its label (row % L) and which of the label's positives it is.
+    n_labels, n_rows = 6, 60
+    positives = np.zeros((n_rows, n_labels), dtype=bool)
+    positives[np.arange(n_rows), np.arange(n_rows) % n_labels] = True
+    sampler = LabelBalancedSampler(positives, 8, 0.25, random_state=3)
+    k = n_positive_slots(8, 0.25)
+    drawn = [row for _ in range(3) for batch in sampler for row in batch[-k:]]
+    cycles = [tuple(r % n_labels for r in drawn[i:i + n_labels])
+              for i in range(0, len(drawn) - n_labels + 1, n_labels)]
+    assert all(sorted(c) == list(range(n_labels)) for c in cycles)
+    # Labels come in shuffled orders, not 0..L-1 nor one fixed order.
+    assert len(set(cycles)) > 1 and any(c != tuple(range(n_labels)) for c in cycles)
+    # Each label's draw is a random one of its positives, not always the first.
+    for label in range(n_labels):
+        assert len({r for r in drawn if r % n_labels == label}) > 2

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from skorch.exceptions import DeviceWarning
+
 import sklearn_dallmi.classifier as classifier_module
 from sklearn_dallmi import DALLMiClassifier
-from sklearn_dallmi.net import LOSS_TERMS, TokenizedDataset
+from sklearn_dallmi.net import LOSS_TERMS, TokenizedDataset, resolve_device
 from sklearn_dallmi.text import tokenize
 
 FAST = dict(max_epochs=1, batch_size=8, max_length=24, lr=1e-3, random_state=0)
@@ -122,14 +124,26 @@ def test_invalid_proba_dtype_is_rejected(tiny_model_dir, keyword_task):
 
 # ------------------------------------------------------------ devices (mocked)
 
-def test_auto_device_resolves_to_cuda_when_available(monkeypatch):
+def test_one_device_policy(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert classifier_module._resolve_device("auto") == "cuda"
-    assert classifier_module._resolve_device("cuda:1") == "cuda:1"
+    assert resolve_device("auto") == "cuda"
+    assert resolve_device("cuda:1") == "cuda:1"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert classifier_module._resolve_device("auto") == "cpu"
-    with pytest.raises(ValueError, match="CUDA is not available"):
-        classifier_module._resolve_device("cuda")
+    assert resolve_device("auto") == "cpu"
+    with pytest.warns(DeviceWarning, match="CUDA is not available: running on the CPU"):
+        assert resolve_device("cuda") == "cpu"
+    with pytest.raises(ValueError, match="not a torch device"):
+        resolve_device("gpu-please")
+
+
+def test_fit_on_missing_cuda_warns_and_trains_on_the_cpu(tiny_model_dir, keyword_task,
+                                                         monkeypatch):
+    tr = keyword_task.train
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    clf = DALLMiClassifier(model=tiny_model_dir, device="cuda", **FAST)
+    with pytest.warns(DeviceWarning):
+        clf.fit(tr.texts[:16], tr.Y_partial[:16])
+    assert clf.device == "cuda" and clf.device_ == "cpu"
 
 
 def test_net_autocast_is_bf16_cuda_on_cuda(fitted, monkeypatch):
@@ -143,19 +157,19 @@ def test_net_autocast_is_bf16_cuda_on_cuda(fitted, monkeypatch):
     assert ctx.device == "cuda" and ctx.fast_dtype == torch.bfloat16
 
 
-def test_training_batches_are_pinned_only_on_cuda(fitted, keyword_task, monkeypatch):
+def test_batches_are_pinned_only_on_cuda(fitted, keyword_task):
+    # The estimator asks skorch's data loaders for pinned memory on CUDA.
+    assert fitted.net_.iterator_train__pin_memory is False
+    assert fitted.net_.iterator_valid__pin_memory is False
+    params = fitted._net_params("cuda")
+    assert params["iterator_train__pin_memory"] is params["iterator_valid__pin_memory"] is True
     tr = keyword_task.train
     ids = tokenize(fitted.tokenizer_, tr.texts[:16], 24)
-    dataset = TokenizedDataset(ids, tr.Y_partial[:16].astype(np.float32))
     net = copy.deepcopy(fitted.net_)
-    assert net.get_iterator(dataset, training=True).pin is False
-    net.device = "cuda"
-    iterator = net.get_iterator(dataset, training=True)
-    assert iterator.pin is True
-    pinned = []
-    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: pinned.append(self) or self)
-    x, y = next(iter(iterator))
-    assert len(pinned) == 3  # input_ids, attention_mask and y
+    vars(net).update(params)
+    loader = net.get_iterator(TokenizedDataset(ids, tr.Y_partial[:16].astype(np.float32)),
+                              training=True)
+    assert isinstance(loader, torch.utils.data.DataLoader) and loader.pin_memory
 
 
 def test_loss_terms_recorded_once_per_batch(fitted):
@@ -174,36 +188,43 @@ def test_compile_parameter_is_validated(tiny_model_dir, keyword_task):
             tr.texts[:16], tr.Y_partial[:16])
 
 
-def test_compile_wraps_the_forward_passes(tiny_model_dir, keyword_task, monkeypatch):
+class _Compiled(torch.nn.Module):
+    """Stands in for torch.compile's wrapper: records the forward calls."""
+
+    def __init__(self, module, calls):
+        super().__init__()
+        self._orig_mod = module
+        self.calls = calls
+
+    def forward(self, *args, **inputs):
+        self.calls.append(sorted(inputs))
+        return self._orig_mod(*args, **inputs)
+
+
+def test_compile_goes_through_skorch(tiny_model_dir, keyword_task, monkeypatch):
     # torch.compile is replaced by a spy (compiling takes too long for the
-    # suite): the forward passes of fit and predict go through its result,
-    # and the result equals the uncompiled one.
+    # suite): skorch's compile option wraps the module, the one forward call
+    # of a training step (mixed rows included) and predict go through the
+    # wrapper, and the results equal the uncompiled ones.
     tr = keyword_task.train
     compiled, calls = [], []
 
     def fake_compile(module, **kwargs):
         compiled.append(module)
-
-        def run(**inputs):
-            calls.append(sorted(inputs))
-            return module(**inputs)
-
-        return run
+        return _Compiled(module, calls)
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     clf = DALLMiClassifier(model=tiny_model_dir, compile=True, **FAST)
     clf.fit(tr.texts[:32], tr.Y_partial[:32])
-    assert len(compiled) == 1 and compiled[0] is clf.net_.module_
-    assert ["attention_mask", "inputs_embeds"] in calls  # the mixed pass too
+    assert clf.net_.plain_module in compiled
+    assert ["attention_mask", "gamma", "input_ids", "partner"] in calls
     n_calls = len(calls)
     proba = clf.predict_proba(tr.texts[:8])
     assert len(calls) > n_calls
     plain = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(tr.texts[:32], tr.Y_partial[:32])
     np.testing.assert_array_equal(proba, plain.predict_proba(tr.texts[:8]))
-    # The wrapper is not pickled or copied with the estimator.
     copied = pickle.loads(pickle.dumps(clf))
-    assert "_compiled_forward" not in copied.net_.__dict__
-    assert "_compiled_forward" not in copy.deepcopy(clf).net_.__dict__
+    np.testing.assert_array_equal(copied.predict_proba(tr.texts[:8]), proba)
 
 
 # ------------------------------------------------------------ speed command
@@ -211,33 +232,40 @@ def test_compile_wraps_the_forward_passes(tiny_model_dir, keyword_task, monkeypa
 def test_speed_reports_throughputs_and_cpu_fallback(tmp_path, monkeypatch, capsys):
     # The two measurements are stubbed (they need the real encoder and data):
     # this checks the device resolution, the printed lines and speed.json.
+    import json
+
     from sklearn_dallmi.benchmark import speed
 
     seen = {}
 
-    def fake_train(model, n_steps, device):
+    def fake_train(model, n_pairs, device):
         seen["train"] = device
-        return {"train_step_ratio": 2.1, "dallmi_step_seconds": 0.5, "bce_step_seconds": 0.24,
-                "train_texts_per_second": 32.0, "train_batch_size": 16, "train_max_length": 64}
+        return {"train_step_ratio": 2.1, "train_step_ratio_min": 1.9,
+                "train_step_ratio_max": 2.3, "dallmi_step_seconds": 0.5,
+                "bce_step_seconds": 0.24, "train_texts_per_second": 32.0,
+                "train_batch_size": 16, "train_max_length": 64}
 
     def fake_infer(model, n_texts, device):
         seen["infer"] = device
-        return {"inference_speedup": 3.0, "predict_proba_texts_per_second": 300.0,
-                "inference_texts_per_second": 300.0, "naive_texts_per_second": 100.0}
+        return {"predict_proba_texts_per_second": 300.0, "best_loop_texts_per_second": 150.0,
+                "padded_loop_texts_per_second": 100.0,
+                "sentence_transformers_texts_per_second": None,
+                "speedup_vs_best_loop": 2.0, "speedup_vs_padded_loop": 3.0,
+                "speedup_vs_sentence_transformers": None, "inference_texts": 2000,
+                "inference_batch_size": 64, "inference_max_length": 128}
 
     monkeypatch.setattr(speed, "train_step_ratio", fake_train)
-    monkeypatch.setattr(speed, "inference_speedup", fake_infer)
+    monkeypatch.setattr(speed, "inference_throughput", fake_infer)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     speed.run_speed(str(tmp_path), device="auto")
     out = capsys.readouterr().out
     assert "no GPU: running on CPU" in out
     assert "32.0 texts/s" in out and "300 texts/s" in out
+    assert "range 1.90-2.30" in out and "2.00x" in out and "not installed" in out
     assert seen == {"train": "cpu", "infer": "cpu"}
-    import json
-
     result = json.loads((tmp_path / "speed.json").read_text())
-    for key in ("train_texts_per_second", "inference_texts_per_second",
-                "train_step_ratio", "inference_speedup"):
+    for key in ("train_texts_per_second", "predict_proba_texts_per_second",
+                "train_step_ratio", "speedup_vs_best_loop", "speedup_vs_padded_loop"):
         assert key in result
     assert result["device"] == "cpu"
     speed.run_speed(str(tmp_path), device="cpu")

@@ -7,7 +7,7 @@ import joblib
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError, SkipTestWarning
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -276,12 +276,6 @@ def test_sklearn_api_check(check, tiny_model_dir):
         # check_set_params recommends (by a warning) to delay validation; fine.
         warnings.simplefilter("ignore", UserWarning)
         check("DALLMiClassifier", DALLMiClassifier(model=tiny_model_dir))
-
-
-def test_check_estimator_skips_text_estimator():
-    # Documents why the checks are run one by one: the full suite skips.
-    with pytest.warns(SkipTestWarning, match="Can't test estimator"):
-        ec.check_estimator(DALLMiClassifier())
 
 
 def test_tags():
