@@ -104,19 +104,11 @@ def load_tokenizer(name_or_path):
 
 
 def load_encoder(name_or_path):
-    """Load a Hugging Face encoder, never running code from its directory.
-
-    Architectures with an optional pooling layer (BERT's) are loaded
-    without it: the classifier pools the hidden states itself.
-    """
+    """Load a Hugging Face encoder, never running code from its directory."""
     from transformers import AutoModel
 
     try:
         with _quiet_loading():
-            try:
-                return AutoModel.from_pretrained(name_or_path, trust_remote_code=False,
-                                                 add_pooling_layer=False)
-            except TypeError:  # an architecture without that option
-                return AutoModel.from_pretrained(name_or_path, trust_remote_code=False)
+            return AutoModel.from_pretrained(name_or_path, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise ValueError(f"Could not load an encoder from {name_or_path!r}: {exc}") from exc

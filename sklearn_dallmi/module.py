@@ -38,9 +38,10 @@ class EncoderClassifier(nn.Module):
         if isinstance(encoder, (str, os.PathLike)):
             encoder = load_encoder(encoder)
         if getattr(encoder, "pooler", None) is not None:
-            # Unused (pooling is ours): parameters without a gradient would
-            # make DistributedDataParallel fail, and it costs a matmul.
-            encoder.pooler = None
+            # BERT's pooler is not used (the pooling is ours): frozen, so that
+            # DistributedDataParallel does not wait for its gradients, and
+            # kept, so that saves load back without a missing-weights report.
+            encoder.pooler.requires_grad_(False)
         self.encoder = encoder
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
