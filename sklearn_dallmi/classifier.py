@@ -24,16 +24,21 @@ from . import persistence
 from ._validation import check_labels, check_texts, check_threshold, text_chunks
 from .loss import DALLMiLoss
 from .metrics import macro_average_precision
-from .models import load_tokenizer, resolve_model
+from .models import checkpoint_pooling, load_tokenizer, resolve_model, write_checkpoint_pooling
 from .module import EncoderClassifier
 from .net import (AcceleratedDALLMiNet, DALLMiNet, MixUpCollator, TokenizedDataset,
                   label_balanced_loader, resolve_device, stopped_early)
+from .priors import (geometric_mean_prior, pooled_frequency_prior, prior_logit_shift,
+                     source_mean_prior, vpu_prior)
+from .probe import fit_linear_probe
 from .sampling import LabelBalancedSampler
 from .text import length_order, pad_batch, tokenize
 
 __all__ = ["DALLMiClassifier"]
 
 _PREDICT_CHUNK = 8192
+# Fitted arrays of one value per label, saved by save_pretrained.
+_ARRAYS = ("pu_labels_", "proba_shift_", "class_prior_", "n_positives_")
 # Parameters that hold code or live objects: not written by save_pretrained.
 _RUNTIME_PARAMS = ("callbacks", "accelerator")
 
@@ -104,14 +109,32 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
     positive_fraction : float, default=0.25
         Share ``rho`` of each batch drawn label-balanced (one observed
         positive per label in turn), in ``[0, 1)``.
-    pooling : {"mean", "cls"}, default="mean"
-        How token states become one vector.
+    pooling : {"auto", "mean", "cls"}, default="auto"
+        How token states become one vector: the mean over the text's tokens,
+        or the first token's state. ``"auto"`` pools as the checkpoint was
+        trained to, as its sentence-transformers files say (the embedded
+        default: the mean, scaled to unit length), and takes the mean of
+        any other checkpoint.
+    probe_C : float or None, default=10.0
+        A fresh fit first fits the head as a linear probe on the frozen
+        encoder's pooled vectors (one class-balanced logistic regression per
+        label with this inverse regularisation; the unknowns of a PU label
+        read as negatives), then fine-tunes everything from there (LP-FT).
+        None starts from a randomly initialised head.
+    anchor : float, default=0.0
+        In a continued fit (``partial_fit``, ``warm_start``), how many known
+        positives the previous model's opinion of a PU label is worth: the
+        unknown entries of a label with ``n`` known positives in this call
+        are distilled toward the previous model's probabilities with weight
+        ``anchor / (anchor + n)``, so that a label the new data say little
+        about keeps what the source model knew. 0 turns it off.
     dropout : float, default=0.1
         Dropout before the linear head.
     scale_quantile : float, default=0.99
         For each PU label, the quantile of the network's output over the
         label's positive and unknown training entries that is taken as the
-        probability scale ``s`` (VPU uses the maximum); see Notes.
+        probability scale ``s`` of VPU's prior estimate (VPU uses the
+        maximum); see Notes.
     objective : {"dallmi", "published"}, default="dallmi"
         ``"published"`` is the authors' published norm loss with a MixUp
         term that carries no gradient; it exists as an ablation anchor.
@@ -178,6 +201,11 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
     proba_shift_ : numpy.ndarray of shape (n_labels,)
         Subtracted from the logits before the sigmoid of ``predict_proba``;
         zero for supervised labels.
+    class_prior_ : numpy.ndarray of shape (n_labels,)
+        Estimated share of positives of each label among the training texts
+        of the last call (for a supervised label, its positive rate among
+        the known entries); ``predict`` at the default threshold marks about
+        that share of them positive.
     n_positives_ : numpy.ndarray of shape (n_labels,)
         Observed positives seen in training, summed over calls.
     n_epochs_ : int
@@ -205,10 +233,15 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
     negatives; other labels with BCE.
 
     The variational loss makes the output ``Phi`` proportional to the
-    posterior, not equal to it. ``predict_proba`` returns
-    ``sigmoid(z - logit(s / 2))`` for a PU label, a strictly increasing map
-    that puts 0.5 where ``Phi = s / 2``, which is VPU's decision rule
-    ``Phi / s >= 0.5`` without clipping (ties would hurt rankings).
+    posterior, not equal to it, and no labelled negative says where to cut.
+    For each PU label the fit estimates the label's prior on its training
+    texts (``class_prior_``: VPU's normalisation, in a continued fit
+    combined with the previous model's mean probability, and moved halfway
+    toward one labelling frequency shared by the labels), and
+    ``predict_proba`` returns ``sigmoid(z - shift)`` with the shift that
+    puts 0.5 between the texts ranked just in and just out of that share: a
+    strictly increasing map, so rankings (average precision) do not change.
+    ``threshold`` still overrides the 0.5.
 
     References
     ----------
@@ -240,7 +273,9 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         "mixup_alpha": [Interval(numbers.Real, 0, None, closed="neither")],
         "mixup_weight": [Interval(numbers.Real, 0, None, closed="left")],
         "positive_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
-        "pooling": [StrOptions({"mean", "cls"})],
+        "pooling": [StrOptions({"auto", "mean", "cls"})],
+        "probe_C": [None, Interval(numbers.Real, 0, None, closed="neither")],
+        "anchor": [Interval(numbers.Real, 0, None, closed="left")],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "scale_quantile": [Interval(numbers.Real, 0, 1, closed="right")],
         "objective": [StrOptions({"dallmi", "published"})],
@@ -271,7 +306,9 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         mixup_alpha=0.3,
         mixup_weight=0.1,
         positive_fraction=0.25,
-        pooling="mean",
+        pooling="auto",
+        probe_C=10.0,
+        anchor=0.0,
         dropout=0.1,
         scale_quantile=0.99,
         objective="dallmi",
@@ -299,6 +336,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         self.mixup_weight = mixup_weight
         self.positive_fraction = positive_fraction
         self.pooling = pooling
+        self.probe_C = probe_C
+        self.anchor = anchor
         self.dropout = dropout
         self.scale_quantile = scale_quantile
         self.objective = objective
@@ -412,9 +451,24 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
                 model = resolve_model(self.model)
                 tokenizer = load_tokenizer(model)
                 net = self._build_net(model, Y.shape[1], tokenizer, device, accelerator)
-                self._reuse_head(net.plain_module, model)
             ids = tokenize(tokenizer, texts, self.max_length)
-            data = TokenizedDataset([ids[i] for i in train], Y[train].astype(np.float32))
+            train_ids, Y_train = [ids[i] for i in train], Y[train]
+            # The previous model's probabilities: what the anchor keeps and
+            # where the prior estimate starts.
+            before = expit(self._logits(net, train_ids)) if continuing and pu.any() else None
+            if not continuing and not self._reuse_head(net.plain_module, model):
+                self._probe(net, train_ids, Y_train, pu, np.ones_like(pu))
+            elif continuing and (pu & ~self.pu_labels_).any():
+                # A new stage (the source -> target flow): the labels that
+                # turned PU start from a probe on the new texts, pulled
+                # toward the head they had.
+                self._probe(net, train_ids, Y_train, pu, pu & ~self.pu_labels_, anchored=True)
+            weights = np.zeros(Y.shape[1], dtype=np.float32)
+            if before is not None and self.anchor > 0:
+                weights[pu] = self.anchor / (self.anchor + (Y_train[:, pu] == 1).sum(axis=0))
+            net.criterion_.anchor_weights.copy_(torch.from_numpy(weights))
+            data = TokenizedDataset(train_ids, Y_train.astype(np.float32),
+                                    None if not weights.any() else before.astype(np.float32))
             n_steps = epochs * math.ceil(
                 len(LabelBalancedSampler(data.y == 1, self.batch_size, self.positive_fraction))
                 / (accelerator.num_processes if accelerator is not None else 1))
@@ -440,8 +494,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
                     if not stopped_early(interrupt):
                         raise
                 net.notify("on_train_end", X=data, y=None)
-            previous = self.proba_shift_ if continuing else np.zeros(Y.shape[1])
-            shift = self._proba_shift(net, ids, Y, train, pu, previous)
+            shift, prior = self._decision_rule(net, train_ids, Y_train, pu, before, continuing)
 
         self.net_ = net
         self.tokenizer_ = tokenizer
@@ -449,6 +502,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         self._binary = binary
         self.pu_labels_ = pu
         self.proba_shift_ = shift
+        self.class_prior_ = prior
         self.n_positives_ = n_positives
         self.n_epochs_ = n_epochs_done + len(net.history) - n_epochs_before
         return self
@@ -477,7 +531,14 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             verbose=int(self.verbose >= 1),
         )
 
+    def _pooling(self, name_or_path):
+        """The module's pooling and normalisation for ``pooling``."""
+        if self.pooling == "auto":
+            return checkpoint_pooling(name_or_path)
+        return self.pooling, False
+
     def _build_net(self, name_or_path, n_labels, tokenizer, device, accelerator=None):
+        pooling, normalize = self._pooling(name_or_path)
         if tokenizer.pad_token_id is None:
             raise ValueError(f"The tokenizer of {name_or_path!r} has no padding token.")
         kind, extra = DALLMiNet, {}
@@ -488,7 +549,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             EncoderClassifier,
             module__encoder=name_or_path,
             module__n_labels=n_labels,
-            module__pooling=self.pooling,
+            module__pooling=pooling,
+            module__normalize=normalize,
             module__dropout=self.dropout,
             criterion=DALLMiLoss,
             criterion__n_labels=n_labels,
@@ -520,17 +582,39 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
     def _reuse_head(self, module, path):
         """Start from the head of a save given as ``model``, when it fits."""
         if not persistence.is_save(path):
-            return
+            return False
         _, manifest, tensors = persistence.read_save(path)
-        saved = (manifest["fitted"]["n_labels_"], manifest["params"].get("pooling"))
-        if saved != (module.head.out_features, self.pooling):
+        saved = (manifest["fitted"]["n_labels_"], *checkpoint_pooling(path))
+        new = (module.head.out_features, module.pooling, module.normalize)
+        if saved != new:
             warnings.warn(
-                f"{str(path)!r} holds a head for {saved[0]} labels and pooling={saved[1]!r} "
-                f"but the new model has {module.head.out_features} labels and pooling="
-                f"{self.pooling!r}: the encoder is reused, the head starts from scratch.",
+                f"{str(path)!r} holds a head for {saved[0]} labels on pooling={saved[1]!r} "
+                f"(normalized: {saved[2]}) but the new model has {new[0]} labels on pooling="
+                f"{new[1]!r} (normalized: {new[2]}): the encoder is reused, the head starts "
+                "from scratch.",
                 UserWarning, stacklevel=4)
-            return
+            return False
         module.load_state_dict(persistence.section(tensors, "module"), strict=False)
+        return True
+
+    def _probe(self, net, ids, Y, pu, labels, anchored=False):
+        """Fit the head rows of ``labels`` on the frozen encoder's pooled vectors.
+
+        The linear probe of LP-FT; ``anchored`` pulls it toward the current
+        head instead of zero.
+        """
+        if self.probe_C is None:
+            return
+        order = length_order(ids)
+        features = net.features(TokenizedDataset([ids[i] for i in order]))
+        head = net.plain_module.head
+        weight, bias = fit_linear_probe(
+            features, torch.from_numpy(Y[order]), torch.from_numpy(pu), C=self.probe_C,
+            anchor=(head.weight, head.bias) if anchored else None)
+        rows = torch.from_numpy(labels).to(head.bias.device)
+        with torch.no_grad():
+            head.weight[rows] = weight[rows].to(head.weight.dtype)
+            head.bias[rows] = bias[rows].to(head.bias.dtype)
 
     def _configure(self, net, device, accelerator):
         """Bring a fitted network in line with the current parameters.
@@ -576,22 +660,35 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         logits[order] = net.forward(TokenizedDataset([ids[i] for i in order])).float().numpy()
         return logits
 
-    def _proba_shift(self, net, ids, Y, rows, pu, previous):
-        # Supervised labels get no shift; a PU label without a positive in
-        # this call was not trained by it and keeps its previous scale.
-        Y = Y[rows]
-        has_pos = (Y == 1).any(axis=0)
-        shift = np.where(pu & ~has_pos, previous, 0.0)
-        anchor = (Y != 0) & pu
-        anchor_rows = np.flatnonzero(anchor.any(axis=1))
-        if anchor_rows.size == 0:
-            return shift
-        phi = expit(self._logits(net, [ids[rows[i]] for i in anchor_rows]))
-        for label in np.flatnonzero(pu & has_pos):
-            s = np.clip(np.quantile(phi[anchor[anchor_rows, label], label],
-                                    self.scale_quantile), 1e-6, 1.0)
-            shift[label] = np.log(s / 2) - np.log1p(-s / 2)
-        return shift
+    def _decision_rule(self, net, ids, Y, pu, before, continuing):
+        """The class priors of the training texts, and the logit shifts that match them.
+
+        A supervised label's prior is its positive rate among the known
+        entries, and its shift 0. A PU label with an observed positive in
+        this call gets VPU's estimate (the mean of ``min(Phi / s, 1)``, with
+        ``s`` the ``scale_quantile`` quantile of ``Phi``), in a continued
+        fit its geometric mean with the previous model's mean probability,
+        moved halfway (in log space) toward one labelling frequency shared
+        by the labels; its shift puts ``predict_proba``'s 0.5 at that share
+        of the training texts. A PU label without a positive in this call
+        keeps what it had.
+        """
+        known = Y != -1
+        prior = (Y == 1).sum(axis=0) / np.maximum(known.sum(axis=0), 1)
+        shift = np.zeros(Y.shape[1])
+        kept = pu & ~(Y == 1).any(axis=0)
+        if continuing:
+            prior[kept], shift[kept] = self.class_prior_[kept], self.proba_shift_[kept]
+        cols = pu & ~kept
+        if cols.any():
+            logits = self._logits(net, ids)[:, cols]
+            estimate = vpu_prior(logits, Y[:, cols], quantile=self.scale_quantile)
+            if before is not None:
+                estimate = geometric_mean_prior(source_mean_prior(before[:, cols], Y[:, cols]),
+                                                estimate)
+            prior[cols] = pooled_frequency_prior(Y[:, cols], estimate, pooling=0.5)
+            shift[cols] = prior_logit_shift(logits, prior[cols])
+        return shift, prior
 
     @property
     def classes_(self):
@@ -653,8 +750,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         params["model"] = None if self.model is None else os.fspath(self.model)
         arrays = {f"param.{name}": params.pop(name) for name in
                   [k for k, v in params.items() if isinstance(v, np.ndarray)]}
-        arrays.update({f"fitted.{name}": np.asarray(getattr(self, name))
-                       for name in ("pu_labels_", "proba_shift_", "n_positives_")})
+        arrays.update({f"fitted.{name}": np.asarray(getattr(self, name)) for name in _ARRAYS})
         for name, value in params.items():
             try:
                 json.dumps(value, allow_nan=False)
@@ -682,7 +778,10 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         }
 
         def write_files(tmp):
-            net.plain_module.encoder.save_pretrained(tmp)
+            module = net.plain_module
+            module.encoder.save_pretrained(tmp)
+            write_checkpoint_pooling(tmp, module.pooling, module.normalize,
+                                     module.head.in_features)
             self.tokenizer_.save_pretrained(tmp)
             net.history.to_file(os.path.join(tmp, persistence.HISTORY))
 
@@ -734,7 +833,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         estimator._validate_params()
         fitted = manifest["fitted"]
         n_labels = fitted["n_labels_"]
-        for name in ("pu_labels_", "proba_shift_", "n_positives_"):
+        for name in _ARRAYS:
             value = tensors[f"fitted.{name}"].numpy()
             if value.shape != (n_labels,):
                 raise ValueError(f"{path} is corrupted: {name} is not an array of {n_labels} "

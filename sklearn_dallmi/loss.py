@@ -15,6 +15,7 @@ __all__ = [
     "mixup_loss",
     "known_entries_bce",
     "published_norm_loss",
+    "anchor_loss",
     "draw_mixup_partners",
     "DALLMiLoss",
 ]
@@ -161,6 +162,36 @@ def published_norm_loss(logits, y, pu_labels):
     return ((phi.mean(0) - norm_pos) * pu_labels).sum()
 
 
+def anchor_loss(logits, y, anchor, weights):
+    """Distillation toward a previous model on the unknown entries.
+
+    ``sum w_l * BCE(z_il, q_il) / n`` over the entries with ``y = -1`` of
+    the labels with ``w_l > 0``, where ``q`` are the previous model's
+    probabilities and ``n`` the number of those entries: it keeps what the
+    previous (source) model predicted where the labels say nothing, as far
+    as the weights say.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (n_rows, n_labels)
+        Raw scores ``z``.
+    y : torch.Tensor of shape (n_rows, n_labels)
+        Labels in ``{1, 0, -1}``.
+    anchor : torch.Tensor of shape (n_rows, n_labels)
+        The previous model's probabilities ``q``, in ``[0, 1]``.
+    weights : torch.Tensor of shape (n_labels,)
+        Weight ``w_l`` of each label, non-negative.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        A scalar (zero, in the graph, when there is no such entry).
+    """
+    bce = F.binary_cross_entropy_with_logits(logits, anchor.to(logits.dtype), reduction="none")
+    mask = ((y == -1) & (weights > 0)).to(logits.dtype)
+    return (bce * weights * mask).sum() / mask.sum().clamp(min=1.0)
+
+
 def draw_mixup_partners(y, pu_labels, alpha, rng):
     """Draw a positive partner and a mixing weight for every row of a batch.
 
@@ -205,9 +236,11 @@ def draw_mixup_partners(y, pu_labels, alpha, rng):
 class DALLMiLoss(torch.nn.Module):
     """The full DALLMi training objective as a skorch criterion.
 
-    ``total = variational + mixup_weight * mixup + known-entry BCE``, or with
-    ``objective="published"`` the authors' norm loss with a MixUp term that
-    carries no gradient.
+    ``total = variational + mixup_weight * mixup + known-entry BCE + anchor``,
+    or with ``objective="published"`` the authors' norm loss with a MixUp
+    term that carries no gradient (and the same BCE and anchor). The anchor
+    term is there only when the batch carries the previous model's
+    probabilities, weighted per label by ``anchor_weights``.
 
     Parameters
     ----------
@@ -224,6 +257,7 @@ class DALLMiLoss(torch.nn.Module):
         self.mixup_weight = mixup_weight
         self.objective = objective
         self.register_buffer("pu_labels", torch.zeros(n_labels, dtype=torch.bool))
+        self.register_buffer("anchor_weights", torch.zeros(n_labels))
 
     def set_pu_labels(self, pu_labels):
         """Set which labels are trained in PU mode (decided once per fit).
@@ -235,7 +269,7 @@ class DALLMiLoss(torch.nn.Module):
         """
         self.pu_labels.copy_(torch.as_tensor(np.asarray(pu_labels), dtype=torch.bool))
 
-    def forward(self, logits, y, mix_logits=None, partner=None, gamma=None):
+    def forward(self, logits, y, mix_logits=None, partner=None, gamma=None, anchor=None):
         """Compute the loss and its terms.
 
         Parameters
@@ -250,13 +284,15 @@ class DALLMiLoss(torch.nn.Module):
             Index in the batch of each row's MixUp partner.
         gamma : torch.Tensor of shape (n_rows,) or None, default=None
             Mixing weight of each row's partner.
+        anchor : torch.Tensor of shape (n_rows, n_labels) or None, default=None
+            A previous model's probabilities; None computes no anchor term.
 
         Returns
         -------
         total : torch.Tensor
             The scalar to minimise.
         terms : dict of str to torch.Tensor
-            ``variational``, ``mixup`` and ``bce``, detached.
+            ``variational``, ``mixup``, ``bce`` and ``anchor``, detached.
         """
         logits = logits.float()
         pu = self.pu_labels
@@ -265,12 +301,15 @@ class DALLMiLoss(torch.nn.Module):
             mix = mixup_loss(mix_logits.float(), logits, y, partner, gamma, pu)
         else:
             mix = logits.new_zeros(())
+        kept = logits.new_zeros(()) if anchor is None else anchor_loss(
+            logits, y, anchor, self.anchor_weights)
         if self.objective == "published":
             main = published_norm_loss(logits, y, pu)
-            total = main + self.mixup_weight * mix.detach() + bce
+            total = main + self.mixup_weight * mix.detach() + bce + kept
         else:
             main = variational_loss(logits, y, pu)
-            total = main + self.mixup_weight * mix + bce
-        terms = {"variational": main.detach(), "mixup": mix.detach(), "bce": bce.detach()}
+            total = main + self.mixup_weight * mix + bce + kept
+        terms = {"variational": main.detach(), "mixup": mix.detach(), "bce": bce.detach(),
+                 "anchor": kept.detach()}
         return total, terms
 

@@ -5,10 +5,12 @@ Nothing here downloads: the default encoder is the copy of
 """
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
-__all__ = ["default_model_path", "resolve_model", "load_tokenizer", "load_encoder"]
+__all__ = ["default_model_path", "resolve_model", "checkpoint_pooling", "load_tokenizer",
+           "load_encoder"]
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 
@@ -76,6 +78,68 @@ def resolve_model(model):
     if isinstance(model, os.PathLike) or _looks_like_path(str(model)):
         raise ValueError(f"model={str(model)!r}: no such directory.")
     return str(model)
+
+
+def checkpoint_pooling(name_or_path):
+    """How a checkpoint pools its token states, as its sentence-transformers files say.
+
+    A sentence-transformers directory lists its modules in ``modules.json``:
+    a ``Pooling`` module whose configuration names the pooling mode, and
+    possibly a ``Normalize`` module that scales the vectors to unit length.
+
+    Parameters
+    ----------
+    name_or_path : str
+        A model directory (anything else has no such files).
+
+    Returns
+    -------
+    pooling : {"mean", "cls"}
+        ``"cls"`` when the checkpoint pools with its first token, else
+        ``"mean"`` (also for plain Hugging Face checkpoints).
+    normalize : bool
+        Whether the checkpoint ends in a ``Normalize`` module.
+    """
+    path = Path(name_or_path).expanduser()
+    try:
+        modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+        kinds = {m["type"].rsplit(".", 1)[-1]: m.get("path", "") for m in modules}
+        config = json.loads((path / kinds["Pooling"] / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "mean", False
+    cls = config.get("pooling_mode_cls_token") and not config.get("pooling_mode_mean_tokens")
+    return ("cls" if cls else "mean"), "Normalize" in kinds
+
+
+def write_checkpoint_pooling(directory, pooling, normalize, hidden_size):
+    """Write the sentence-transformers files that :func:`checkpoint_pooling` reads.
+
+    A directory with them loads in sentence-transformers as a sentence
+    encoder, and tells a new estimator how its encoder was trained to pool.
+
+    Parameters
+    ----------
+    directory : str
+        A Hugging Face encoder directory.
+    pooling : {"mean", "cls"}
+    normalize : bool
+    hidden_size : int
+        The encoder's hidden size.
+    """
+    modules = [{"idx": 0, "name": "0", "path": "",
+                "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling",
+                "type": "sentence_transformers.models.Pooling"}]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                        "type": "sentence_transformers.models.Normalize"})
+    os.makedirs(os.path.join(directory, "1_Pooling"), exist_ok=True)
+    config = {"word_embedding_dimension": hidden_size,
+              "pooling_mode_cls_token": pooling == "cls",
+              "pooling_mode_mean_tokens": pooling == "mean"}
+    for name, content in (("modules.json", modules), ("1_Pooling/config.json", config)):
+        with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
+            json.dump(content, f, indent=2)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 import os
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .models import load_encoder
@@ -29,11 +30,14 @@ class EncoderClassifier(nn.Module):
         Number of outputs.
     pooling : {"mean", "cls"}, default="mean"
         Mean over non-padding tokens, or the first token's hidden state.
+    normalize : bool, default=False
+        Scale each pooled vector to unit length, as sentence-transformers
+        checkpoints with a ``Normalize`` module were trained to.
     dropout : float, default=0.1
         Dropout before the head.
     """
 
-    def __init__(self, encoder, n_labels, pooling="mean", dropout=0.1):
+    def __init__(self, encoder, n_labels, pooling="mean", normalize=False, dropout=0.1):
         super().__init__()
         if isinstance(encoder, (str, os.PathLike)):
             encoder = load_encoder(encoder)
@@ -44,6 +48,7 @@ class EncoderClassifier(nn.Module):
             encoder.pooler.requires_grad_(False)
         self.encoder = encoder
         self.pooling = pooling
+        self.normalize = normalize
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, n_labels)
 
@@ -67,9 +72,11 @@ class EncoderClassifier(nn.Module):
             input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds
         ).last_hidden_state
         if self.pooling == "cls":
-            return hidden[:, 0]
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            pooled = hidden[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return F.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def forward(self, input_ids, attention_mask, partner=None, gamma=None):
         """Logits of the batch, and of its mixed word embeddings.

@@ -26,7 +26,7 @@ from .metrics import macro_average_precision
 from .sampling import LabelBalancedSampler
 from .text import pad_batch
 
-LOSS_TERMS = ("variational", "mixup", "bce")
+LOSS_TERMS = ("variational", "mixup", "bce", "anchor")
 
 
 def resolve_device(device):
@@ -82,16 +82,22 @@ class TokenizedDataset(torch.utils.data.Dataset):
         Token ids of each text.
     y : numpy.ndarray of shape (n_texts, n_labels) or None, default=None
         Labels in ``{1, 0, -1}`` as float32.
+    anchor : numpy.ndarray of shape (n_texts, n_labels) or None, default=None
+        A previous model's probabilities, for the anchor term of the loss;
+        the targets of a row are then ``{"y": ..., "anchor": ...}``.
     """
 
-    def __init__(self, ids, y=None):
+    def __init__(self, ids, y=None, anchor=None):
         self.ids = ids
         self.y = y
+        self.anchor = anchor
 
     def __len__(self):
         return len(self.ids)
 
     def __getitem__(self, i):
+        if self.anchor is not None:
+            return self.ids[i], {"y": self.y[i], "anchor": self.anchor[i]}
         return self.ids[i], (None if self.y is None else self.y[i])
 
 
@@ -124,7 +130,8 @@ class MixUpCollator:
     def __call__(self, items):
         x, y = pad_batch(items, self.pad_id)
         if self.alpha > 0 and self.pu_labels.any():
-            partner, gamma = draw_mixup_partners(y.numpy(), self.pu_labels, self.alpha, self.rng)
+            labels = (y["y"] if isinstance(y, dict) else y).numpy()
+            partner, gamma = draw_mixup_partners(labels, self.pu_labels, self.alpha, self.rng)
             if partner is not None:
                 x["partner"] = torch.from_numpy(partner)
                 x["gamma"] = torch.from_numpy(gamma.astype(np.float32))
@@ -200,15 +207,36 @@ class DALLMiNet(NeuralNet):
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def features(self, dataset):
+        """The pooled encoder outputs of a dataset's texts, in its order.
+
+        Parameters
+        ----------
+        dataset : TokenizedDataset
+
+        Returns
+        -------
+        features : torch.Tensor of shape (len(dataset), hidden_size)
+            float32, on the network's device.
+        """
+        self._set_training(False)
+        parts = []
+        with torch.inference_mode(), self.autocast():
+            for x, _ in self.get_iterator(dataset, training=False):
+                x = to_tensor(x, self.device)
+                parts.append(self.plain_module.pool(x["input_ids"], x["attention_mask"]).float())
+        return torch.cat(parts)
+
     def infer(self, x, **fit_params):
         with self.autocast():
             return super().infer(x, **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         logits, mix_logits = y_pred if isinstance(y_pred, tuple) else (y_pred, None)
-        mixup = {k: to_tensor(X[k], self.device) for k in ("partner", "gamma") if k in X}
-        total, terms = self.criterion_(logits, to_tensor(y_true, self.device), mix_logits,
-                                       **mixup)
+        targets = to_tensor(y_true if isinstance(y_true, dict) else {"y": y_true}, self.device)
+        extra = {k: to_tensor(X[k], self.device) for k in ("partner", "gamma") if k in X}
+        total, terms = self.criterion_(logits, targets["y"], mix_logits,
+                                       anchor=targets.get("anchor"), **extra)
         if training:
             # Kept on the device; read in on_batch_end, after skorch's own sync.
             self._loss_terms = torch.stack([terms[t].float() for t in LOSS_TERMS])

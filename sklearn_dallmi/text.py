@@ -2,6 +2,7 @@
 
 import numpy as np
 import torch
+from torch.utils.data import default_collate
 
 __all__ = ["tokenize", "pad_batch", "length_order"]
 
@@ -43,8 +44,8 @@ def pad_batch(items, pad_id):
     Parameters
     ----------
     items : list of tuple
-        ``(ids, y)`` per row: a 1-D array of token ids, and the row's labels
-        or None.
+        ``(ids, y)`` per row: a 1-D array of token ids, and the row's targets
+        (an array, a dict of arrays, or None).
     pad_id : int
         The tokenizer's padding id.
 
@@ -53,7 +54,8 @@ def pad_batch(items, pad_id):
     x : dict
         ``input_ids`` and ``attention_mask``, both ``torch.long`` of shape
         ``(len(items), longest)``.
-    y : torch.Tensor of shape (len(items), n_labels) or None
+    y : torch.Tensor, dict of torch.Tensor or None
+        The targets stacked by torch's ``default_collate``.
     """
     seqs = [ids for ids, _ in items]
     width = max(len(s) for s in seqs)
@@ -63,7 +65,7 @@ def pad_batch(items, pad_id):
         input_ids[i, :len(seq)] = seq
         mask[i, :len(seq)] = 1
     x = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
-    y = None if items[0][1] is None else torch.from_numpy(np.stack([y for _, y in items]))
+    y = None if items[0][1] is None else default_collate([y for _, y in items])
     return x, y
 
 

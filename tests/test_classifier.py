@@ -12,6 +12,8 @@ from sklearn.metrics import average_precision_score, f1_score
 
 from sklearn_dallmi import DALLMiClassifier
 from sklearn_dallmi.metrics import macro_average_precision
+from sklearn_dallmi.priors import (geometric_mean_prior, pooled_frequency_prior,
+                                   prior_logit_shift, source_mean_prior, vpu_prior)
 from sklearn_dallmi.net import TokenizedDataset
 from sklearn_dallmi.text import tokenize
 
@@ -44,8 +46,10 @@ def test_learns_keyword_task_from_partial_labels(tiny_model_dir, keyword_task):
     # Half of each label's positives are marked, everything else is -1.
     assert set(np.unique(tr.Y_partial)) == {-1, 1}
     assert (tr.Y_partial == 1).sum() < (tr.Y_true == 1).sum()
+    # A random encoder has no features worth probing: the head starts random
+    # and the test is about what the loss learns.
     clf = DALLMiClassifier(model=tiny_model_dir, lr=1e-3, max_epochs=5, batch_size=16,
-                           max_length=32, random_state=0)
+                           max_length=32, random_state=0, probe_C=None)
     clf.fit(tr.texts, tr.Y_partial)
     assert clf.pu_labels_.all()
     proba = clf.predict_proba(te.texts)
@@ -56,6 +60,28 @@ def test_learns_keyword_task_from_partial_labels(tiny_model_dir, keyword_task):
     # The calibrated decision (VPU's rule) beats predicting every label
     # (macro F1 about 0.53 here).
     assert f1_score(te.Y_true, clf.predict(te.texts), average="macro") > 0.6
+
+
+def test_a_fresh_fit_starts_from_the_linear_probe(tiny_model_dir, small):
+    # max_epochs=0: the head is the probe fitted on the frozen pooled vectors
+    # of the training texts, the PU labels' unknowns read as negatives.
+    from sklearn_dallmi.probe import fit_linear_probe
+
+    texts, Y_true, Y_partial = small
+    Y = Y_partial.copy()
+    Y[:, 0] = Y_true[:, 0]  # one supervised label
+    clf = DALLMiClassifier(model=tiny_model_dir, probe_C=0.5,
+                           **{**FAST, "max_epochs": 0}).fit(texts, Y)
+    ids = tokenize(clf.tokenizer_, texts, clf.max_length)
+    features = clf.net_.features(TokenizedDataset(ids))
+    weight, bias = fit_linear_probe(features, torch.from_numpy(Y), torch.tensor(clf.pu_labels_),
+                                    C=0.5)
+    head = clf.net_.module_.head
+    torch.testing.assert_close(head.weight, weight, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(head.bias, bias, atol=1e-5, rtol=1e-4)
+    random = DALLMiClassifier(model=tiny_model_dir, probe_C=None,
+                              **{**FAST, "max_epochs": 0}).fit(texts, Y)
+    assert not torch.allclose(random.net_.module_.head.weight, weight, atol=1e-3)
 
 
 # ------------------------------------------------------------ label modes
@@ -199,6 +225,48 @@ def test_partial_fit_two_stage_source_then_target(tiny_model_dir, small):
     )
 
 
+def test_labels_turning_pu_start_from_a_probe_anchored_at_their_head(tiny_model_dir, small):
+    from sklearn_dallmi.probe import fit_linear_probe
+
+    texts, Y_true, Y_partial = small
+    Y = Y_partial.copy()
+    Y[:, 2] = Y_true[:, 2]  # label 2 stays supervised
+    source = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y_true)
+    head = source.net_.module_.head
+    ids = tokenize(source.tokenizer_, texts, source.max_length)
+    features = source.net_.features(TokenizedDataset(ids))
+    pu = torch.tensor([True, True, False])
+    weight, bias = fit_linear_probe(features, torch.from_numpy(Y), pu, C=10.0,
+                                    anchor=(head.weight, head.bias))
+    target = copy.deepcopy(source).set_params(warm_start=True, max_epochs=0).fit(texts, Y)
+    new = target.net_.module_.head
+    torch.testing.assert_close(new.weight[:2], weight[:2], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(new.weight[2], head.weight[2])  # not a new stage for it
+    # Continuing with the same modes is no new stage: the head is left alone.
+    again = copy.deepcopy(target).fit(texts, Y)
+    torch.testing.assert_close(again.net_.module_.head.weight, new.weight)
+
+
+def test_anchor_keeps_a_continued_fit_near_the_previous_model(tiny_model_dir, small):
+    texts, Y_true, Y_partial = small
+    source = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y_true)
+    p_source = source.predict_proba(texts)
+    moved = {}
+    for anchor in (0.0, 1e4):
+        clf = copy.deepcopy(source).set_params(anchor=anchor, lr=1e-2)
+        clf.partial_fit(texts, Y_partial)
+        history = clf.history_
+        assert history[0, "train_anchor"] == 0  # a fresh fit has no previous model
+        assert (history[-1, "train_anchor"] > 0) == (anchor > 0)
+        n = (Y_partial == 1).sum(axis=0)
+        np.testing.assert_allclose(clf.net_.criterion_.anchor_weights.numpy(),
+                                   anchor / (anchor + n) if anchor else np.zeros(3), rtol=1e-6)
+        unknown = Y_partial == -1
+        phi = expit(clf.decision_function(texts) + clf.proba_shift_)  # the network's output
+        moved[anchor] = np.abs(phi - p_source)[unknown].mean()
+    assert moved[1e4] < moved[0.0]
+
+
 def test_failed_partial_fit_leaves_model_untouched(tiny_model_dir, small, monkeypatch):
     from sklearn_dallmi.net import DALLMiNet
 
@@ -312,36 +380,49 @@ def test_predict_proba_is_strictly_increasing_in_decision_function(fitted_pu, ke
     np.testing.assert_allclose(proba, expit(scores), rtol=1e-12)
 
 
-def test_proba_shift_puts_one_half_at_half_the_scale(fitted_pu, keyword_task):
-    # For a PU label, predict_proba = sigmoid(z - logit(s / 2)) with s the
-    # scale_quantile quantile of sigmoid(z) over the label's positive and
-    # unknown training rows. Recompute s by hand from the network's outputs
-    # (decision_function + proba_shift_ gives back z whatever the shift).
+def test_predict_marks_the_estimated_prior_share_of_the_training_texts(fitted_pu,
+                                                                        keyword_task):
+    # The prior of each PU label, recomputed from the network's logits on
+    # the training texts (decision_function + proba_shift_ gives them back):
+    # VPU's estimate moved halfway toward one shared labelling frequency,
+    # and predict_proba crosses 0.5 with that share of the texts above it.
     tr = keyword_task.train
     texts, Y = tr.texts[:64], tr.Y_partial[:64]
-    phi = expit(fitted_pu.decision_function(texts) + fitted_pu.proba_shift_)
-    for label in range(3):
-        s = np.quantile(phi[Y[:, label] != 0, label], 0.99)
-        expected = np.log(s / 2) - np.log1p(-s / 2)
-        assert fitted_pu.proba_shift_[label] == pytest.approx(expected, abs=1e-4)
+    z = fitted_pu.decision_function(texts) + fitted_pu.proba_shift_
+    prior = pooled_frequency_prior(Y, vpu_prior(z, Y, quantile=0.99), pooling=0.5)
+    np.testing.assert_allclose(fitted_pu.class_prior_, prior, rtol=1e-4)
+    np.testing.assert_allclose(fitted_pu.proba_shift_, prior_logit_shift(z, prior), rtol=1e-4,
+                               atol=1e-5)
+    marked = fitted_pu.predict(texts).sum(axis=0)
+    np.testing.assert_array_equal(marked, np.floor(prior * len(texts) + 0.5))
+
+
+def test_a_continued_fit_starts_its_prior_from_the_previous_model(tiny_model_dir, small):
+    texts, Y_true, Y_partial = small
+    source = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y_true)
+    np.testing.assert_allclose(source.class_prior_, Y_true.mean(axis=0))  # supervised
+    np.testing.assert_array_equal(source.proba_shift_, 0)
+    p_source = source.predict_proba(texts)
+    target = copy.deepcopy(source).partial_fit(texts, Y_partial)
+    z = target.decision_function(texts) + target.proba_shift_
+    first = geometric_mean_prior(source_mean_prior(p_source, Y_partial),
+                                 vpu_prior(z, Y_partial, quantile=0.99))
+    np.testing.assert_allclose(target.class_prior_,
+                               pooled_frequency_prior(Y_partial, first, pooling=0.5), rtol=1e-4)
 
 
 @pytest.mark.parametrize("q", [0.5, 1.0])
-def test_proba_shift_follows_scale_quantile(tiny_model_dir, small, q):
+def test_scale_quantile_sets_the_scale_of_the_prior_estimate(tiny_model_dir, small, q):
     texts, Y_true, Y_partial = small
     Y = Y_partial.copy()
-    Y[:, 0] = Y_true[:, 0]  # label 0 supervised: no shift
+    Y[:, 0] = Y_true[:, 0]  # label 0 supervised: its positive rate, no shift
     clf = DALLMiClassifier(model=tiny_model_dir, scale_quantile=q, **FAST).fit(texts, Y)
-    phi = expit(clf.decision_function(texts) + clf.proba_shift_)
-    assert clf.proba_shift_[0] == 0
-    for label in (1, 2):
-        s = np.quantile(phi[Y[:, label] != 0, label], q)
-        assert clf.proba_shift_[label] == pytest.approx(np.log(s / (2 - s)), abs=1e-4)
-    # VPU's rule: predict 1 where phi >= s / 2 (away from the boundary).
-    proba = clf.predict_proba(texts)
-    s2 = np.quantile(phi[Y[:, 2] != 0, 2], q)
-    clear = np.abs(phi[:, 2] - s2 / 2) > 1e-3
-    np.testing.assert_array_equal((proba[clear, 2] >= 0.5), phi[clear, 2] >= s2 / 2)
+    assert clf.proba_shift_[0] == 0 and clf.class_prior_[0] == Y_true[:, 0].mean()
+    z = clf.decision_function(texts) + clf.proba_shift_
+    pu = [1, 2]
+    expected = pooled_frequency_prior(Y[:, pu], vpu_prior(z[:, pu], Y[:, pu], quantile=q),
+                                      pooling=0.5)
+    np.testing.assert_allclose(clf.class_prior_[pu], expected, rtol=1e-4)
 
 
 def test_inference_order_and_batching_do_not_change_outputs(fitted_pu, keyword_task):

@@ -32,7 +32,7 @@ import numpydoc.validate as numpydoc_validate
 import pytest
 
 IGNORED = {"ES01", "SA01", "EX01", "RT02"}
-MODULES = ("metrics", "datasets", "loss", "sampling", "persistence")
+MODULES = ("metrics", "datasets", "loss", "sampling", "persistence", "probe", "priors")
 API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.rst"
 
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from sklearn_dallmi.loss import (
     DALLMiLoss,
+    anchor_loss,
     draw_mixup_partners,
     known_entries_bce,
     mixup_loss,
@@ -481,3 +482,46 @@ def test_draw_mixup_partners_label_uniform_and_beta_gamma():
     # Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)).
     assert gamma.mean() == pytest.approx(0.5, abs=0.03)
     assert gamma.var() == pytest.approx(1 / (4 * (2 * alpha + 1)), rel=0.08)
+
+
+# ------------------------------------------------------------------- anchor
+
+
+def test_anchor_loss_matches_hand_formula():
+    z = np.array([[0.5, -1.0], [2.0, 0.0], [-3.0, 1.5]])
+    y = np.array([[-1, 1], [1, -1], [-1, -1]])
+    q = np.array([[0.2, 0.9], [0.7, 0.4], [0.1, 0.6]])
+    w = np.array([0.5, 2.0])
+
+    def bce(zz, qq):
+        return -(qq * math.log(sigmoid(zz)) + (1 - qq) * math.log(1 - sigmoid(zz)))
+
+    # Unknown entries only: (0, 0), (2, 0) with weight 0.5; (1, 1), (2, 1) with 2.
+    expected = (0.5 * (bce(0.5, 0.2) + bce(-3.0, 0.1)) + 2 * (bce(0.0, 0.4) + bce(1.5, 0.6))) / 4
+    assert anchor_loss(t(z), t(y), t(q), t(w)).item() == pytest.approx(expected, rel=1e-5)
+    # A label of weight 0 leaves the entries and the count.
+    w0 = np.array([0.0, 2.0])
+    expected0 = 2 * (bce(0.0, 0.4) + bce(1.5, 0.6)) / 2
+    assert anchor_loss(t(z), t(y), t(q), t(w0)).item() == pytest.approx(expected0, rel=1e-5)
+
+
+def test_anchor_loss_without_unknown_entry_is_zero_with_gradient_path():
+    z = t([[0.3, -0.2]], grad=True)
+    loss = anchor_loss(z, t([[1, 0]]), t([[0.5, 0.5]]), t([1.0, 1.0]))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert z.grad is not None
+
+
+def test_dallmi_loss_adds_the_anchor_term_only_when_given():
+    z, y = t([[0.5, -1.0], [2.0, 0.0]], grad=True), t([[-1, 1], [1, -1]])
+    criterion = DALLMiLoss(2, mixup_weight=0.0)
+    criterion.set_pu_labels([True, True])
+    criterion.anchor_weights.copy_(torch.tensor([1.0, 1.0]))
+    plain, terms = criterion(z, y)
+    assert terms["anchor"].item() == 0.0
+    q = t([[0.3, 0.5], [0.5, 0.8]])
+    anchored, terms = criterion(z, y, anchor=q)
+    expected = anchor_loss(z, y, q, criterion.anchor_weights).item()
+    assert terms["anchor"].item() == pytest.approx(expected)
+    assert anchored.item() == pytest.approx(plain.item() + expected, rel=1e-6)

@@ -12,7 +12,7 @@ the fitted attributes only at the end, so:
 - retrying after the failure gives what a run without the failure gives.
 
 Failures are injected by monkeypatching ``DALLMiNet.train_step_single`` to
-raise on its second call (mid-epoch), or ``DALLMiClassifier._proba_shift``
+raise on its second call (mid-epoch), or ``DALLMiClassifier._decision_rule``
 (after training, just before the fitted attributes are assigned).
 """
 
@@ -80,7 +80,7 @@ class _Injector:
                 self.calls += 1
                 raise self.exc("injected")
 
-            monkeypatch.setattr(DALLMiClassifier, "_proba_shift", hook)
+            monkeypatch.setattr(DALLMiClassifier, "_decision_rule", hook)
         else:  # pragma: no cover
             raise ValueError(where)
         self.where = where

@@ -1,6 +1,8 @@
 """Command line: ``python -m sklearn_dallmi.benchmark [speed] ...``."""
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
 
@@ -20,9 +22,32 @@ def _parser():
     p.add_argument("--seeds", type=int, nargs="+", help="override the seeds of the mode")
     p.add_argument("--pairs", nargs="+", metavar="SOURCE->TARGET",
                    help="override the pairs of the mode, e.g. news->direct")
+    p.add_argument("--tune", action="store_true",
+                   help="tuning run: the tuning pairs (news->direct, direct->news), seed 0, "
+                   "scored on the target's validation split (never the test split)")
+    p.add_argument("--keeps", type=float, nargs="+", help="override the shares kept")
+    p.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
+                   help="override configuration fields, e.g. layers=6 target_epochs=1")
+    p.add_argument("--param", nargs="+", default=[], metavar="NAME=VALUE",
+                   help="estimator parameters for every neural row (tuning), e.g. probe_C=1")
+    p.add_argument("--methods", nargs="+", help="run only these methods")
     p.add_argument("--device", default="auto", help="speed: torch device (default: auto)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
+
+
+def _assignments(items):
+    """``NAME=VALUE`` pairs, each value read as JSON when it parses, else as a string."""
+    out = []
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"{item!r}: expected NAME=VALUE")
+        try:
+            out.append((name, json.loads(text)))
+        except json.JSONDecodeError:
+            out.append((name, text))
+    return out
 
 
 def main(argv=None):
@@ -41,9 +66,20 @@ def main(argv=None):
     from .adaptation import ALL_PAIRS, METHODS, Config, Runner
     from .report import format_table, plot
 
-    config = Config.quick() if args.quick else Config.full()
+    config = Config.tuning() if args.tune else Config.quick() if args.quick else Config.full()
+    try:
+        for field, value in _assignments(args.set):
+            if field not in {f.name for f in dataclasses.fields(Config)}:
+                raise ValueError(f"--set {field}: no such configuration field")
+            setattr(config, field, value)
+        config.params.update(_assignments(args.param))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if args.seeds:
         config.seeds = args.seeds
+    if args.keeps:
+        config.keeps = args.keeps
     if args.pairs:
         pairs = [tuple(p.split("->")) for p in args.pairs]
         unknown = [p for p in pairs if p not in ALL_PAIRS]
@@ -53,7 +89,12 @@ def main(argv=None):
             return 2
         config.pairs = pairs
     try:
-        runner = Runner(config, args.output, progress=not args.no_progress)
+        unknown = sorted(set(args.methods or ()) - set(METHODS))
+        if unknown:
+            print(f"unknown methods {unknown}; choose among {list(METHODS)}", file=sys.stderr)
+            return 2
+        runner = Runner(config, args.output, progress=not args.no_progress,
+                        methods=tuple(args.methods or METHODS))
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -5,6 +5,13 @@ positives kept and each seed, it trains a source model once and adapts it
 with every method, then scores on the target's test split. Finished cells
 are appended to ``results.csv`` as they end, so an interrupted run resumes
 where it stopped.
+
+Every neural row uses ``DALLMiClassifier``'s defaults; a configuration only
+sets what the time budget dictates (encoder depth, ``max_length``, data
+sizes, epochs). ``split="validation"`` is for tuning: the target's training
+texts come from its official *train* split only and the scores from its
+*validation* split, never from the test split; ``params`` then overrides
+estimator parameters for the variant being measured.
 """
 
 import copy
@@ -12,6 +19,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import time
 import warnings
 
@@ -46,51 +54,55 @@ class Config:
     n_test: int
     layers: int
     max_length: int
-    batch_size: int
     source_epochs: int
     target_epochs: int
-    source_lr: float
-    target_lr: float
-    source_head_lr: float
-    target_head_lr: float
-    mixup_weight: float
-    mixup_alpha: float
-    positive_fraction: float
+    split: str = "test"
+    params: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def quick(cls):
         return cls(pairs=[("news", "direct")], keeps=[0.1, 0.5], seeds=[0], n_source=800,
-                   n_target=500, n_test=400, **_TRAINING)
+                   n_target=500, n_test=400, **_BUDGET)
 
     @classmethod
     def full(cls):
         return cls(pairs=list(ALL_PAIRS), keeps=[0.1, 0.3, 0.5], seeds=[0, 1, 2],
-                   n_source=1200, n_target=800, n_test=500, **_TRAINING)
+                   n_source=1200, n_target=800, n_test=500, **_BUDGET)
+
+    @classmethod
+    def tuning(cls):
+        """The tuning pairs' validation splits, seed 0, the full sizes."""
+        return dataclasses.replace(cls.full(), pairs=[("news", "direct"), ("direct", "news")],
+                                   seeds=[0], split="validation")
 
 
-_TRAINING = dict(layers=3, max_length=64, batch_size=32, source_epochs=3, target_epochs=2,
-                 source_lr=1e-4, target_lr=5e-5, source_head_lr=3e-3, target_head_lr=1e-3,
-                 mixup_weight=0.1, mixup_alpha=0.3,
-                 positive_fraction=0.25)
+_BUDGET = dict(layers=3, max_length=64, source_epochs=3, target_epochs=2)
 
 
 def truncated_encoder(layers, cache_dir):
-    """Directory of the embedded encoder keeping only its first ``layers`` layers."""
+    """Directory of the embedded encoder keeping only its first ``layers`` layers.
+
+    The embedded directory itself when ``layers`` is all of them; a copy
+    keeps its sentence-transformers pooling files, so that it pools alike.
+    """
     from transformers import AutoModel, AutoTokenizer
 
-    from ..models import default_model_path
+    from ..models import checkpoint_pooling, default_model_path, write_checkpoint_pooling
 
-    path = os.path.join(cache_dir, f"minilm-{layers}-layers")
-    if os.path.isfile(os.path.join(path, "config.json")):
-        return path
     source = default_model_path()
     model = AutoModel.from_pretrained(source)
-    if layers < model.config.num_hidden_layers:
-        model.encoder.layer = model.encoder.layer[:layers]
-        model.config.num_hidden_layers = layers
+    if layers >= model.config.num_hidden_layers:
+        return source
+    path = os.path.join(cache_dir, f"minilm-{layers}-layers")
+    if os.path.isfile(os.path.join(path, "modules.json")):
+        return path
+    model.encoder.layer = model.encoder.layer[:layers]
+    model.config.num_hidden_layers = layers
     tmp = path + ".tmp"
     model.save_pretrained(tmp)
     AutoTokenizer.from_pretrained(source).save_pretrained(tmp)
+    write_checkpoint_pooling(tmp, *checkpoint_pooling(source), model.config.hidden_size)
+    shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
     return path
 
@@ -101,13 +113,18 @@ def _subsample(rng, mask, n):
 
 
 def split_pair(data, source, target, config, seed):
-    """Row indices of the source train, target train and target test sets."""
+    """Row indices of the source train, target train and target evaluation sets.
+
+    The evaluation set comes from the target's test split, or with
+    ``config.split == "validation"`` from its validation split (the target's
+    training texts then come from its train split only).
+    """
     rng = np.random.default_rng([seed, DOMAINS.index(source), DOMAINS.index(target)])
-    train = data.split != "test"
     src = _subsample(np.random.default_rng([seed, DOMAINS.index(source)]),
-                     (data.genre == source) & train, config.n_source)
+                     (data.genre == source) & (data.split != "test"), config.n_source)
+    train = data.split != "test" if config.split == "test" else data.split == "train"
     tgt = _subsample(rng, (data.genre == target) & train, config.n_target)
-    test = _subsample(rng, (data.genre == target) & (data.split == "test"), config.n_test)
+    test = _subsample(rng, (data.genre == target) & (data.split == config.split), config.n_test)
     return src, tgt, test
 
 
@@ -126,10 +143,11 @@ def evaluate(Y_true, proba, pred):
 class Runner:
     """Runs the cells of a configuration, appending results as they finish."""
 
-    def __init__(self, config, output, progress=True):
+    def __init__(self, config, output, progress=True, methods=METHODS):
         self.config = config
         self.output = output
         self.progress = progress
+        self.methods = methods
         os.makedirs(os.path.join(output, "cache"), exist_ok=True)
         self.results_path = os.path.join(output, "results.csv")
         self._check_config()
@@ -171,27 +189,22 @@ class Runner:
     def cells(self):
         c = self.config
         return [(s, t, keep, seed, m) for seed in c.seeds for s, t in c.pairs
-                for keep in c.keeps for m in METHODS]
+                for keep in c.keeps for m in self.methods]
 
     def todo(self):
         return [cell for cell in self.cells()
                 if (f"{cell[0]}->{cell[1]}", cell[4], cell[2], cell[3]) not in self.done]
 
     def _estimator(self, **params):
-        c = self.config
-        base = dict(model=self.encoder, max_length=c.max_length, batch_size=c.batch_size,
-                    mixup_weight=c.mixup_weight, mixup_alpha=c.mixup_alpha,
-                    positive_fraction=c.positive_fraction, device="auto")
-        base.update(params)
-        return DALLMiClassifier(**base)
+        return DALLMiClassifier(model=self.encoder, max_length=self.config.max_length,
+                                **{**self.config.params, **params})
 
     def _source_model(self, source, seed, texts, Y):
         path = os.path.join(self.output, "cache", f"source-{source}-seed{seed}.joblib")
         if os.path.exists(path):
             return joblib.load(path)
         start = time.perf_counter()
-        clf = self._estimator(max_epochs=self.config.source_epochs, lr=self.config.source_lr,
-                              head_lr=self.config.source_head_lr, random_state=seed)
+        clf = self._estimator(max_epochs=self.config.source_epochs, random_state=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             clf.fit(texts, Y)
@@ -203,7 +216,6 @@ class Runner:
     def _adapt(self, source_clf, texts, Y, seed, **params):
         clf = copy.deepcopy(source_clf)
         clf.set_params(warm_start=True, max_epochs=self.config.target_epochs,
-                       lr=self.config.target_lr, head_lr=self.config.target_head_lr,
                        random_state=seed + 1000, **params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)

@@ -1,0 +1,278 @@
+"""Class-prior estimators for DALLMi's decisions (tuning pairs, validation split).
+
+For news -> direct and direct -> news (the tuning pairs), seed 0, 10% and 50%
+of the positives kept, it trains the source model as the benchmark does
+(``Config.full()``, the 3-layer truncated encoder), adapts it with DALLMi to
+800 texts of the target's official *train* split, and keeps, per cell, the
+source model's and the adapted network's logits on those texts and on 500
+texts of the target's official *validation* split (never the test split).
+Models and arrays are cached under ``--cache``, in a folder per benchmark
+configuration (joblib, npz), so that reruns only redo the (instant)
+estimation; delete it after a change of the training code.
+
+Each estimator of :mod:`sklearn_dallmi.priors` then gives one prior per
+label from what a fit can see (the target texts, their partial labels, the
+adapted network's logits on them, the source model's probabilities on them
+and the source positive rate). It is scored against the true positive rate
+of the 800 target texts (mean absolute error over the labels, and mean
+absolute log-ratio over the labels with a positive), and by the macro-F1 /
+micro-F1 on the validation split of ``predict`` with the prior-matching shift
+(:func:`~sklearn_dallmi.priors.prior_logit_shift` on the adapted network's
+logits over the target texts). Today's rule (``Phi >= s / 2``), the true
+prior (an oracle, for reference only) and the source model's own
+predictions are printed beside them.
+
+Names in the table: ``geo(a, b)`` is the label-wise geometric mean of two
+estimates; ``pooled c: a`` reads one labelling frequency shared by all
+labels off the estimate ``a`` and the observed positives
+(:func:`~sklearn_dallmi.priors.pooled_frequency_prior`), ``half-pooled: a``
+moves each label halfway there (``pooling=0.5``). A stress test then thins
+the observed positives of every other label to a fifth, so that labels
+differ fivefold in how thoroughly they are marked (which the shared
+frequency assumes away); only the estimators see the thinned labels, the
+networks are the same. Last, the true and estimated priors of the six most
+frequent labels::
+
+    OMP_NUM_THREADS=1 python docs/benchmark/prior_probe.py --cache /tmp/prior_probe
+
+The committed output was measured at commit 22a3969, the training recipe
+before the linear-probe start (3-layer encoder, random head, VPU's
+``s / 2`` rule as "today"), to choose the estimator; the benchmark's own
+``--tune`` runs then score the chosen rule with the final recipe.
+"""
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import time
+
+import joblib
+import numpy as np
+from scipy.special import expit
+from sklearn.metrics import f1_score
+
+from sklearn_dallmi import priors
+from sklearn_dallmi.benchmark.adaptation import (
+    DOMAINS, Config, Runner, _subsample, truncated_encoder)
+from sklearn_dallmi.datasets import hide_positives, load_disaster_messages
+
+PAIRS = (("news", "direct"), ("direct", "news"))
+KEEPS = (0.1, 0.5)
+
+
+def collect(cache, seed=0):
+    """Train (or load) the models of every cell and return their arrays."""
+    import torch
+
+    torch.set_num_threads(1)
+    config = Config.full()
+    # One folder per configuration, so that a changed benchmark retrains.
+    text = json.dumps(dataclasses.asdict(config), sort_keys=True)
+    cache = os.path.join(cache, "config-" + hashlib.sha1(text.encode()).hexdigest()[:10])
+    runner = Runner(config, cache, progress=False)
+    runner.encoder = truncated_encoder(config.layers, os.path.join(cache, "cache"))
+    data = None
+    cells = {}
+    for source, target in PAIRS:
+        for keep in KEEPS:
+            path = os.path.join(cache, "cache", f"arrays-{source}-{target}-{keep}-seed{seed}.npz")
+            if not os.path.exists(path):
+                if data is None:
+                    data = load_disaster_messages()
+                _collect_cell(runner, data, source, target, keep, seed, path)
+            cell = dict(np.load(path))
+            # decision_function is -inf for a label without any positive,
+            # source or target; predict leaves it at 0 whatever the shift.
+            for name in ("logits", "logits_valid"):
+                cell[name] = np.where(cell["n_positives"] > 0, cell[name], 0.0)
+            cells[source, target, keep] = cell
+    return cells
+
+
+def _collect_cell(runner, data, source, target, keep, seed, path):
+    config = runner.config
+    # The splits of scale_quantile_probe.py: the source rows of the
+    # benchmark, the target's train and validation splits.
+    rng = np.random.default_rng([seed, 7])
+    src = _subsample(np.random.default_rng([seed, DOMAINS.index(source)]),
+                     (data.genre == source) & (data.split != "test"), config.n_source)
+    tgt = _subsample(rng, (data.genre == target) & (data.split == "train"), config.n_target)
+    val = _subsample(rng, (data.genre == target) & (data.split == "validation"), config.n_test)
+    X_t, Y_t = data.texts[tgt].tolist(), data.Y[tgt]
+    X_v, Y_v = data.texts[val].tolist(), data.Y[val]
+    Y_p = hide_positives(Y_t, keep, random_state=seed)
+    source_clf = runner._source_model(source, seed, data.texts[src].tolist(), data.Y[src])
+    model_path = os.path.join(os.path.dirname(path),
+                              f"adapted-{source}-{target}-{keep}-seed{seed}.joblib")
+    if os.path.exists(model_path):
+        clf = joblib.load(model_path)
+    else:
+        start = time.perf_counter()
+        clf = runner._adapt(source_clf, X_t, Y_p, seed)
+        print(f"adapted {source}->{target} keep={keep} in {time.perf_counter() - start:.0f} s",
+              flush=True)
+        joblib.dump(clf, model_path + ".tmp")
+        os.replace(model_path + ".tmp", model_path)
+    shift = clf.proba_shift_
+    np.savez(
+        path + ".tmp.npz",
+        Y_true=Y_t, Y_partial=Y_p, Y_valid=Y_v,
+        source_rate=data.Y[src].mean(axis=0),
+        source_logits=source_clf.decision_function(X_t),
+        source_logits_valid=source_clf.decision_function(X_v),
+        # decision_function + proba_shift_ gives back the network's logits.
+        logits=clf.decision_function(X_t) + shift,
+        logits_valid=clf.decision_function(X_v) + shift,
+        proba_shift=shift, pu_labels=clf.pu_labels_, n_positives=clf.n_positives_,
+    )
+    os.replace(path + ".tmp.npz", path)
+
+
+def estimators(cell, Y=None):
+    """Name -> per-label prior, from what a fit sees (and the oracle).
+
+    ``Y`` replaces the cell's partial labels (for the stress test).
+    """
+    Y = cell["Y_partial"] if Y is None else Y
+    z = cell["logits"]
+    p_src = expit(cell["source_logits"])
+    rate = cell["source_rate"]
+    # The source model scores -inf where it saw no positive.
+    z_src = np.clip(cell["source_logits"], -30, 30)
+    est = {
+        "observed rate (lower bound)": priors.observed_positive_rate(Y),
+        "source mean": priors.source_mean_prior(p_src, Y),
+        "EM plain (no Y, eps=0)": priors.em_prior_shift(p_src, rate, eps=0),
+        "EM": priors.em_prior_shift(p_src, rate, Y),
+        "EM T=2": priors.em_prior_shift(p_src, rate, Y, temperature=2),
+        "EM T=4": priors.em_prior_shift(p_src, rate, Y, temperature=4),
+        "EM shrinkage=100": priors.em_prior_shift(p_src, rate, Y, shrinkage=100),
+        "VPU q=1": priors.vpu_prior(z, Y, quantile=1.0),
+        "VPU q=.99": priors.vpu_prior(z, Y, quantile=0.99),
+        "VPU q=.5 of positives": priors.vpu_prior(z, Y, quantile=0.5, reference="positives"),
+        "EN e1 source logits": priors.elkan_noto_prior(z_src, Y),
+        "EN e1 adapted logits": priors.elkan_noto_prior(z, Y),
+        "EN e3 adapted logits": priors.elkan_noto_prior(z, Y, estimator="e3"),
+    }
+    vpu = est["VPU q=.99"]
+    est["min(EM, VPU)"] = np.minimum(est["EM"], vpu)
+    est["geo(EM, VPU)"] = priors.geometric_mean_prior(est["EM"], vpu)
+    geo = est["geo(source mean, VPU)"] = priors.geometric_mean_prior(est["source mean"], vpu)
+    est["pooled c: source mean"] = priors.pooled_frequency_prior(Y, est["source mean"])
+    est["pooled c: EM"] = priors.pooled_frequency_prior(Y, est["EM"])
+    est["pooled c: VPU"] = priors.pooled_frequency_prior(Y, vpu)
+    est["pooled c: geo"] = priors.pooled_frequency_prior(Y, geo)
+    est["half-pooled: VPU"] = priors.pooled_frequency_prior(Y, vpu, pooling=0.5)
+    est["half-pooled: geo"] = priors.pooled_frequency_prior(Y, geo, pooling=0.5)
+    est["TRUE prior (oracle)"] = cell["Y_true"].mean(axis=0)
+    return est
+
+
+def mixed_frequency(cell, seed=0):
+    """Partial labels where every other label (by frequency) keeps a fifth of its positives.
+
+    Labels then differ fivefold in the share of positives observed, which
+    the shared-frequency estimators assume away. The network is the one
+    trained on the cell's own partial labels: only the estimators see the
+    thinned labels, a test of the estimators, not of training.
+    """
+    Y = cell["Y_partial"].copy()
+    rng = np.random.default_rng(seed)
+    for label in np.argsort(-cell["Y_true"].mean(axis=0))[1::2]:
+        pos = np.flatnonzero(Y[:, label] == 1)
+        keep = max(1, round(pos.size / 5)) if pos.size else 0
+        Y[rng.choice(pos, pos.size - keep, replace=False), label] = -1
+    return Y
+
+
+def _f1(Y, pred):
+    labels = np.flatnonzero(Y.any(axis=0))
+    y, p = Y[:, labels], pred[:, labels]
+    return (f1_score(y, p, average="macro", zero_division=0),
+            f1_score(y, p, average="micro", zero_division=0))
+
+
+def score(cell, prior):
+    """Prior MAE, mean |log ratio|, macro-F1 and micro-F1 of one estimate."""
+    truth = cell["Y_true"].mean(axis=0)
+    n = len(cell["Y_true"])
+    has = truth > 0
+    mae = np.abs(prior - truth).mean()
+    log_ratio = np.abs(np.log(np.maximum(prior[has], 0.5 / n) / truth[has])).mean()
+    shift = priors.prior_logit_shift(cell["logits"], prior)
+    pred = (cell["logits_valid"] >= shift) & (cell["n_positives"] > 0)
+    return (mae, log_ratio) + _f1(cell["Y_valid"], pred.astype(int))
+
+
+def table(cells, names=None, thin=False):
+    rows = {}
+    for key, cell in cells.items():
+        Y = mixed_frequency(cell) if thin else None
+        for name, prior in estimators(cell, Y).items():
+            if names is None or name in names:
+                rows.setdefault(name, {})[key] = score(cell, prior)
+        if thin:
+            continue
+        today = (cell["logits_valid"] - cell["proba_shift"] >= 0) & (cell["n_positives"] > 0)
+        rows.setdefault("today: Phi >= s/2 (q=.99)", {})[key] = (np.nan, np.nan) + _f1(
+            cell["Y_valid"], today.astype(int))
+        rows.setdefault("source model, sigmoid >= .5", {})[key] = (np.nan, np.nan) + _f1(
+            cell["Y_valid"], (cell["source_logits_valid"] >= 0).astype(int))
+    lines = []
+    for keep in KEEPS:
+        keys = [(s, t, keep) for s, t in PAIRS]
+        head = " | ".join(f"{s[0]}->{t[0]}  MAE  logR maF1 miF1" for s, t, _ in keys)
+        lines.append(f"keep={keep:<4} {'estimator':28} | {head} | mean  MAE maF1 miF1")
+        for name, by_key in rows.items():
+            vals = [by_key[k] for k in keys]
+            cols = " | ".join("      " + " ".join(_fmt(v) for v in vs) for vs in vals)
+            mean = np.mean(vals, axis=0)
+            lines.append(f"{'':10} {name:28} | {cols} |     "
+                         + " ".join(_fmt(mean[i]) for i in (0, 2, 3)))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _fmt(value):
+    return "  -  " if np.isnan(value) else f"{value:.3f}"[1:] if abs(value) < 1 else \
+        f"{value:4.2f}"
+
+
+def per_label(cells, names, labels):
+    """True and estimated priors of a few labels, per cell."""
+    lines = []
+    for key, cell in cells.items():
+        est = estimators(cell)
+        lines.append(f"{key[0]}->{key[1]} keep={key[2]}: " + "  ".join(
+            f"{labels[i]}" for i in _frequent(cell)))
+        for name in names:
+            lines.append(f"  {name:28} " + "  ".join(
+                f"{est[name][i]:.3f}" for i in _frequent(cell)))
+    return "\n".join(lines)
+
+
+def _frequent(cell, k=6):
+    return np.argsort(-cell["Y_true"].mean(axis=0))[:k]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", default="/tmp/prior_probe")
+    parser.add_argument("--collect-only", action="store_true")
+    args = parser.parse_args()
+    cells = collect(args.cache)
+    if not args.collect_only:
+        print("MAE: mean |estimate - true rate of the 800 target texts| over the 35 labels; "
+              "logR: mean |log(estimate / true)| over the labels with a positive; maF1 / miF1: "
+              "on the 500 validation texts, predict at the estimator's prior-matching shift.\n")
+        print(table(cells))
+        print("Stress test: every other label keeps a fifth of its kept positives "
+              "(estimators only; same networks).\n")
+        print(table(cells, names=["source mean", "VPU q=.99", "geo(source mean, VPU)",
+                                  "pooled c: VPU", "pooled c: geo", "half-pooled: VPU",
+                                  "half-pooled: geo", "TRUE prior (oracle)"], thin=True))
+        labels = load_disaster_messages().label_names
+        print(per_label(cells, ["TRUE prior (oracle)", "source mean", "EM", "VPU q=.99",
+                                "geo(source mean, VPU)", "half-pooled: geo"], labels))

@@ -1,0 +1,80 @@
+"""The linear probe against scikit-learn's logistic regression, and its anchor."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from sklearn_dallmi.probe import fit_linear_probe
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 5))
+    w = rng.normal(size=(3, 5))
+    Y = (x @ w.T + rng.normal(size=(120, 3)) > 0.8).astype(int)
+    return x, Y
+
+
+def _sklearn(x, y, C):
+    model = LogisticRegression(C=C, class_weight="balanced", tol=1e-10, max_iter=10_000)
+    model.fit(x, y)
+    return model.coef_[0], model.intercept_[0]
+
+
+@pytest.mark.parametrize("C", [0.1, 10.0])
+def test_supervised_labels_match_sklearn(problem, C):
+    x, Y = problem
+    weight, bias = fit_linear_probe(torch.tensor(x), torch.tensor(Y), torch.zeros(3, dtype=bool),
+                                    C=C)
+    for label in range(3):
+        coef, intercept = _sklearn(x, Y[:, label], C)
+        np.testing.assert_allclose(weight[label].numpy(), coef, rtol=1e-4, atol=1e-5)
+        assert bias[label].item() == pytest.approx(intercept, rel=1e-4, abs=1e-5)
+
+
+def test_pu_label_reads_unknown_as_negative_and_supervised_skips_it(problem):
+    x, Y = problem
+    partial = np.where(Y == 1, 1, -1)
+    partial[::2] = -1  # hide half of every label's positives
+    pu = torch.tensor([True, False, True])
+    supervised = np.where(partial == 1, 1, 0)
+    supervised[5:40, 1] = -1  # label 1 is supervised: its unknowns are left out
+    y = partial.copy()
+    y[:, 1] = supervised[:, 1]
+    weight, bias = fit_linear_probe(torch.tensor(x), torch.tensor(y), pu, C=1.0)
+    for label in (0, 2):  # positives against everything else
+        coef, intercept = _sklearn(x, (partial[:, label] == 1).astype(int), 1.0)
+        np.testing.assert_allclose(weight[label].numpy(), coef, rtol=1e-4, atol=1e-5)
+    known = y[:, 1] != -1
+    coef, intercept = _sklearn(x[known], y[known, 1], 1.0)
+    np.testing.assert_allclose(weight[1].numpy(), coef, rtol=1e-4, atol=1e-5)
+
+
+def test_anchor_pulls_toward_the_given_weights(problem):
+    x, Y = problem
+    xt, yt = torch.tensor(x), torch.tensor(Y)
+    pu = torch.zeros(3, dtype=bool)
+    free = fit_linear_probe(xt, yt, pu, C=1.0)
+    anchor = (torch.full((3, 5), 3.0, dtype=torch.float64), torch.zeros(3, dtype=torch.float64))
+    anchored = fit_linear_probe(xt, yt, pu, C=1.0, anchor=anchor)
+    assert (anchored[0] - anchor[0]).norm() < (free[0] - anchor[0]).norm()
+    # With a vanishing C the data do not count: the anchor is the answer.
+    tight = fit_linear_probe(xt, yt, pu, C=1e-9, anchor=anchor)
+    torch.testing.assert_close(tight[0], anchor[0], atol=1e-5, rtol=0)
+
+
+def test_label_without_both_classes_keeps_the_anchor_or_zero(problem):
+    x, Y = problem
+    y = torch.tensor(Y)
+    y[:, 0] = 0  # no positive
+    y[:, 1] = -1  # PU label without a positive
+    pu = torch.tensor([False, True, False])
+    weight, bias = fit_linear_probe(torch.tensor(x).float(), y, pu)
+    assert weight.dtype == torch.float32
+    assert torch.all(weight[:2] == 0) and torch.all(bias[:2] == 0)
+    assert torch.any(weight[2] != 0)
+    anchor = (torch.ones(3, 5), torch.full((3,), -2.0))
+    weight, bias = fit_linear_probe(torch.tensor(x).float(), y, pu, anchor=anchor)
+    assert torch.all(weight[:2] == 1) and torch.all(bias[:2] == -2)
