@@ -63,7 +63,7 @@ def main(argv=None):
         run_memory(output=args.output, cache_dir=os.path.join(args.output, "cache"))
         return 0
 
-    from .adaptation import ALL_PAIRS, METHODS, Config, Runner
+    from .adaptation import ALL_PAIRS, METHODS, QUICK_METHODS, Config, Runner
     from .report import format_table, plot
 
     config = Config.tuning() if args.tune else Config.quick() if args.quick else Config.full()
@@ -94,7 +94,7 @@ def main(argv=None):
             print(f"unknown methods {unknown}; choose among {list(METHODS)}", file=sys.stderr)
             return 2
         runner = Runner(config, args.output, progress=not args.no_progress,
-                        methods=tuple(args.methods or METHODS))
+                        methods=tuple(args.methods or (QUICK_METHODS if args.quick else METHODS)))
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -34,10 +34,16 @@ from sklearn.pipeline import make_pipeline
 from ..classifier import DALLMiClassifier
 from ..datasets import hide_positives, load_disaster_messages
 from ..metrics import binarized_average_precision, macro_average_precision
+from .peers import PEERS, run_peer
 
 DOMAINS = ("news", "direct", "social")
 ALL_PAIRS = tuple((s, t) for s in DOMAINS for t in DOMAINS if s != t)
-METHODS = ("source_only", "partial_bce", "dallmi", "published_objective", "oracle", "tfidf_logreg")
+NEURAL = ("source_only", "partial_bce", "dallmi", "published_objective", "oracle")
+METHODS = NEURAL + ("tfidf_logreg",) + PEERS
+QUICK_METHODS = tuple(m for m in METHODS if m != "setfit")
+"""The quick mode leaves out SetFit, the one slow peer."""
+# Rows that read no target label: scored once per pair and seed.
+_KEEP_INDEPENDENT = ("source_only", "oracle", "embeddings_logreg_source", "da_embeddings")
 COLUMNS = ("pair", "method", "keep", "seed", "macro_ap", "macro_f1", "micro_f1",
            "binarized_ap", "fit_seconds")
 
@@ -224,7 +230,7 @@ class Runner:
     def _keep_independent(self, pair, method, seed):
         # The source model and the fully labelled target do not depend on
         # how many positives are kept: train and score them once.
-        if method not in ("source_only", "oracle"):
+        if method not in _KEEP_INDEPENDENT:
             return None
         for (p, m, _, s), row in self.done.items():
             if (p, m, s) == (pair, method, seed):
@@ -268,6 +274,11 @@ class Runner:
                 fit_seconds = time.perf_counter() - start
                 proba = model.predict_proba(X_test)
                 pred = (proba >= 0.5).astype(int)
+            elif method in PEERS:
+                proba, pred = run_peer(method, X_src, Y_src, X_tgt, Y_part, X_test, seed=seed,
+                                       cache_dir=os.path.join(self.output, "cache", "peers"),
+                                       max_length=self.config.max_length)
+                fit_seconds = time.perf_counter() - start
             else:
                 if source_clf is None:
                     source_clf = self._source_model(source, seed, X_src, Y_src)
