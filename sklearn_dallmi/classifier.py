@@ -121,6 +121,11 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         label with this inverse regularisation; the unknowns of a PU label
         read as negatives), then fine-tunes everything from there (LP-FT).
         None starts from a randomly initialised head.
+    frozen_layers : int, default=0
+        Train only the encoder's layers above its first ``frozen_layers``
+        (the embeddings are then frozen too); 0 fine-tunes the whole
+        encoder. Fewer trained layers cost less (the backward pass stops
+        below them) and move the pretrained features less.
     anchor : float, default=0.0
         In a continued fit (``partial_fit``, ``warm_start``), how many known
         positives the previous model's opinion of a PU label is worth: the
@@ -275,6 +280,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         "positive_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
         "pooling": [StrOptions({"auto", "mean", "cls"})],
         "probe_C": [None, Interval(numbers.Real, 0, None, closed="neither")],
+        "frozen_layers": [Interval(numbers.Integral, 0, None, closed="left")],
         "anchor": [Interval(numbers.Real, 0, None, closed="left")],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "scale_quantile": [Interval(numbers.Real, 0, 1, closed="right")],
@@ -308,6 +314,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         positive_fraction=0.25,
         pooling="auto",
         probe_C=10.0,
+        frozen_layers=0,
         anchor=0.0,
         dropout=0.1,
         scale_quantile=0.99,
@@ -337,6 +344,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         self.positive_fraction = positive_fraction
         self.pooling = pooling
         self.probe_C = probe_C
+        self.frozen_layers = frozen_layers
         self.anchor = anchor
         self.dropout = dropout
         self.scale_quantile = scale_quantile
@@ -451,6 +459,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
                 model = resolve_model(self.model)
                 tokenizer = load_tokenizer(model)
                 net = self._build_net(model, Y.shape[1], tokenizer, device, accelerator)
+            net.plain_module.freeze(self.frozen_layers)
             ids = tokenize(tokenizer, texts, self.max_length)
             train_ids, Y_train = [ids[i] for i in train], Y[train]
             # The previous model's probabilities: what the anchor keeps and

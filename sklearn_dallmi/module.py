@@ -52,6 +52,37 @@ class EncoderClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, n_labels)
 
+    def freeze(self, n_layers):
+        """Train only the encoder's layers above the first ``n_layers``.
+
+        With ``n_layers > 0`` the embeddings and the first ``n_layers``
+        transformer layers are frozen (no gradient, no optimiser update);
+        0 trains the whole encoder. Backward passes then stop below the
+        first trained layer.
+
+        Parameters
+        ----------
+        n_layers : int
+            Between 0 and the encoder's number of layers.
+        """
+        layers = next((m for m in self.encoder.modules() if isinstance(m, nn.ModuleList)
+                       and len(m) == self.encoder.config.num_hidden_layers), None)
+        if layers is None or not 0 <= n_layers <= len(layers):
+            raise ValueError(
+                f"Cannot freeze {n_layers} layers of a {type(self.encoder).__name__} with "
+                f"{self.encoder.config.num_hidden_layers} layers."
+            )
+        pooler = getattr(self.encoder, "pooler", None)
+        frozen = set()
+        if n_layers:
+            for module in [self.encoder.get_input_embeddings(),
+                           getattr(self.encoder, "embeddings", None), *layers[:n_layers]]:
+                if module is not None:
+                    frozen.update(id(p) for p in module.parameters())
+        for name, param in self.encoder.named_parameters():
+            unused = pooler is not None and name.startswith("pooler.")
+            param.requires_grad_(id(param) not in frozen and not unused)
+
     def pool(self, input_ids=None, attention_mask=None, inputs_embeds=None):
         """One vector per row: the pooled last hidden states of the encoder.
 

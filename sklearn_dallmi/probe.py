@@ -51,8 +51,9 @@ def fit_linear_probe(features, y, pu_labels, C=10.0, anchor=None, max_iter=200):
     Returns
     -------
     weight : torch.Tensor of shape (n_labels, n_features)
+        The coefficients, in the dtype and on the device of ``features``.
     bias : torch.Tensor of shape (n_labels,)
-        In the dtype and on the device of ``features``.
+        The intercepts, likewise.
     """
     x = features.double()
     y = y.to(x.device)

@@ -689,3 +689,22 @@ def test_head_lr_sets_the_head_group_only(tiny_model_dir, small):
     # A continued fit takes the current rates; head_lr=None means lr.
     clf.set_params(lr=2e-5, head_lr=None).partial_fit(texts, Y)
     assert {g["lr"] for g in clf.net_.optimizer_.param_groups} == {2e-5}
+
+
+def test_frozen_layers_train_only_the_layers_above(tiny_model_dir, small):
+    texts, _, Y = small
+    clf = DALLMiClassifier(model=tiny_model_dir, frozen_layers=1, **{**FAST, "lr": 1e-2})
+    before = {k: v.clone() for k, v in
+              DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_epochs": 0}).fit(
+                  texts, Y).net_.module_.encoder.state_dict().items()}
+    clf.fit(texts, Y)
+    after = clf.net_.module_.encoder.state_dict()
+    for name, value in after.items():
+        frozen = name.startswith(("embeddings.", "encoder.layer.0.", "pooler."))
+        assert torch.equal(value, before[name]) == frozen, name
+    # A continued fit follows the parameter: 0 trains everything again.
+    clf.set_params(frozen_layers=0).partial_fit(texts, Y)
+    assert not torch.equal(clf.net_.module_.encoder.embeddings.word_embeddings.weight,
+                           before["embeddings.word_embeddings.weight"])
+    with pytest.raises(ValueError, match="Cannot freeze 3 layers"):
+        DALLMiClassifier(model=tiny_model_dir, frozen_layers=3, **FAST).fit(texts, Y)
