@@ -64,7 +64,8 @@ def main(argv=None):
         return 0
 
     from .adaptation import ALL_PAIRS, METHODS, QUICK_METHODS, Config, Runner
-    from .report import format_table, plot
+    from .peers import PEERS
+    from .report import format_table, plot, versus_best
 
     config = Config.tuning() if args.tune else Config.quick() if args.quick else Config.full()
     try:
@@ -103,8 +104,11 @@ def main(argv=None):
 
     rows = read_results(runner.results_path)
     print(format_table(rows, METHODS))
+    baselines = [m for m in METHODS if m not in ("dallmi", "oracle")]
+    print("\nDALLMi minus the best of the other methods (oracle aside), per pair:\n")
+    print(versus_best(rows, "dallmi", baselines))
     figure = os.path.join(args.output, "benchmark.png")
-    plot(rows, METHODS, figure)
+    plot(rows, METHODS, figure, peers=PEERS)
     print(f"\nresults: {runner.results_path}\nfigure:  {figure}")
     return 0
 

@@ -62,27 +62,63 @@ def format_table(rows, methods):
     return "\n".join(lines).rstrip()
 
 
-def format_markdown(rows, methods, metric="macro_ap"):
-    """Markdown table of one metric per pair and keep (mean over seeds)."""
-    pairs = sorted({r["pair"] for r in rows})
-    keeps = sorted({r["keep"] for r in rows})
+def format_markdown(rows, methods):
+    """Markdown tables, one per share kept: each method's metrics, mean ± std over seeds."""
+    summary = summarize(rows)
+    names = {"macro_ap": "macro AP", "macro_f1": "macro-F1", "micro_f1": "micro-F1",
+             "binarized_ap": "binarised AP"}
+    out = []
+    for keep in sorted({k for _, k in summary}):
+        out += [f"**{keep:.0%} of the target positives kept**", "",
+                "| method | " + " | ".join(names[m] for m in METRICS) + " | fit s |",
+                "|---|" + "---|" * (len(METRICS) + 1)]
+        for method in methods:
+            s = summary.get((method, keep))
+            if s is not None:
+                out.append(f"| {method} | " + " | ".join(
+                    f"{s[m][0]:.3f} ± {s[m][1]:.3f}" for m in METRICS)
+                    + f" | {s['fit_seconds'][0]:.0f} |")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+def versus_best(rows, method, others, metrics=("macro_ap", "macro_f1")):
+    """Markdown table: ``method`` minus the best of ``others``, per pair and share kept.
+
+    Each cell is the difference of the seed means and, in brackets, the
+    best of ``others`` on that pair and share; the last column counts the
+    pairs where ``method`` is at least as good.
+    """
     cell = defaultdict(list)
     for r in rows:
-        cell[(r["method"], r["pair"], r["keep"])].append(r[metric])
-    lines = ["| method | keep | " + " | ".join(pairs) + " |",
-             "|---|---|" + "---|" * len(pairs)]
-    for keep in keeps:
-        for method in methods:
-            vals = [cell.get((method, p, keep)) for p in pairs]
-            if not any(vals):
-                continue
-            lines.append(f"| {method} | {keep:.1f} | " + " | ".join(
-                f"{np.mean(v):.3f}" if v else "" for v in vals) + " |")
-    return "\n".join(lines)
+        for m in metrics:
+            cell[(r["method"], r["pair"], r["keep"], m)].append(r[m])
+    pairs = sorted({r["pair"] for r in rows})
+    keeps = sorted({r["keep"] for r in rows})
+    out = ["| metric | kept | " + " | ".join(pairs) + " | wins |",
+           "|---|---|" + "---|" * (len(pairs) + 1)]
+    for m in metrics:
+        for keep in keeps:
+            cells, wins = [], 0
+            for pair in pairs:
+                ours = cell.get((method, pair, keep, m))
+                best = max(((np.mean(v), o) for o in others
+                            if (v := cell.get((o, pair, keep, m)))), default=None)
+                if not ours or best is None:
+                    cells.append("")
+                    continue
+                diff = np.mean(ours) - best[0]
+                wins += diff >= 0
+                cells.append(f"{diff:+.3f} ({best[1]})")
+            out.append(f"| {m} | {keep:.0%} | " + " | ".join(cells) + f" | {wins}/{len(pairs)} |")
+    return "\n".join(out)
 
 
-def plot(rows, methods, path):
-    """Each metric against the share of positives kept, one line per method."""
+def plot(rows, methods, path, peers=()):
+    """Each metric against the share of positives kept, one line per method.
+
+    DALLMi is drawn thick and black, the methods in ``peers`` dashed.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,15 +133,17 @@ def plot(rows, methods, path):
             if not pts:
                 continue
             k, mean, std = map(np.array, zip(*pts))
-            ax.errorbar(k, mean, yerr=std, marker="o", capsize=3, label=method)
+            style = dict(lw=3, color="black", zorder=3) if method == "dallmi" else dict(
+                lw=1.2, ls="--" if method in peers else "-")
+            ax.errorbar(k, mean, yerr=std, marker="o", capsize=3, label=method, **style)
         ax.set_title(metric)
         ax.set_xlabel("share of target positives kept")
         ax.set_xticks(keeps)
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9,
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9,
                frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
