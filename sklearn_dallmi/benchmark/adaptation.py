@@ -222,7 +222,7 @@ class Runner:
     def _adapt(self, source_clf, texts, Y, seed, **params):
         clf = copy.deepcopy(source_clf)
         clf.set_params(warm_start=True, max_epochs=self.config.target_epochs,
-                       random_state=seed + 1000, **params)
+                       random_state=seed + 1000, **{**self.config.params, **params})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return clf.fit(texts, Y)
