@@ -83,9 +83,11 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int, default=32
         Training batch size, label-balanced rows included; inference uses
         twice as many.
-    max_epochs : int, default=3
-        Epochs of ``fit``; ``partial_fit`` trains one.
-    lr : float, default=5e-5
+    max_epochs : int, default=1
+        Epochs of ``fit``; ``partial_fit`` trains one. The head starts as a
+        linear probe (``probe_C``), so one epoch of fine-tuning goes far; 0
+        gives the probe alone.
+    lr : float, default=1e-5
         AdamW learning rate of the encoder.
     head_lr : float or None, default=None
         Learning rate of the linear head (its own AdamW parameter group);
@@ -115,7 +117,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         trained to, as its sentence-transformers files say (the embedded
         default: the mean, scaled to unit length), and takes the mean of
         any other checkpoint.
-    probe_C : float or None, default=10.0
+    probe_C : float or None, default=0.1
         A fresh fit first fits the head as a linear probe on the frozen
         encoder's pooled vectors (one class-balanced logistic regression per
         label with this inverse regularisation; the unknowns of a PU label
@@ -126,7 +128,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         (the embeddings are then frozen too); 0 fine-tunes the whole
         encoder. Fewer trained layers cost less (the backward pass stops
         below them) and move the pretrained features less.
-    anchor : float, default=0.0
+    anchor : float, default=10.0
         In a continued fit (``partial_fit``, ``warm_start``), how many known
         positives the previous model's opinion of a PU label is worth: the
         unknown entries of a label with ``n`` known positives in this call
@@ -303,8 +305,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         *,
         max_length=128,
         batch_size=32,
-        max_epochs=3,
-        lr=5e-5,
+        max_epochs=1,
+        lr=1e-5,
         head_lr=None,
         weight_decay=0.01,
         lr_schedule="constant",
@@ -313,9 +315,9 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         mixup_weight=0.1,
         positive_fraction=0.25,
         pooling="auto",
-        probe_C=10.0,
+        probe_C=0.1,
         frozen_layers=0,
-        anchor=0.0,
+        anchor=10.0,
         dropout=0.1,
         scale_quantile=0.99,
         objective="dallmi",
@@ -673,30 +675,29 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         """The class priors of the training texts, and the logit shifts that match them.
 
         A supervised label's prior is its positive rate among the known
-        entries, and its shift 0. A PU label with an observed positive in
-        this call gets VPU's estimate (the mean of ``min(Phi / s, 1)``, with
-        ``s`` the ``scale_quantile`` quantile of ``Phi``), in a continued
-        fit its geometric mean with the previous model's mean probability,
-        moved halfway (in log space) toward one labelling frequency shared
-        by the labels; its shift puts ``predict_proba``'s 0.5 at that share
-        of the training texts. A PU label without a positive in this call
-        keeps what it had.
+        entries. A PU label with an observed positive in this call gets
+        VPU's estimate (the mean of ``min(Phi / s, 1)``, with ``s`` the
+        ``scale_quantile`` quantile of ``Phi``), in a continued fit its
+        geometric mean with the previous model's mean probability, moved
+        halfway (in log space) toward one labelling frequency shared by the
+        labels. The shift puts ``predict_proba``'s 0.5 where that share of
+        the training texts is above it. A PU label without a positive in
+        this call keeps what it had.
         """
-        known = Y != -1
-        prior = (Y == 1).sum(axis=0) / np.maximum(known.sum(axis=0), 1)
+        logits = self._logits(net, ids)
+        prior = (Y == 1).sum(axis=0) / np.maximum((Y != -1).sum(axis=0), 1)
         shift = np.zeros(Y.shape[1])
         kept = pu & ~(Y == 1).any(axis=0)
         if continuing:
             prior[kept], shift[kept] = self.class_prior_[kept], self.proba_shift_[kept]
         cols = pu & ~kept
         if cols.any():
-            logits = self._logits(net, ids)[:, cols]
-            estimate = vpu_prior(logits, Y[:, cols], quantile=self.scale_quantile)
+            estimate = vpu_prior(logits[:, cols], Y[:, cols], quantile=self.scale_quantile)
             if before is not None:
                 estimate = geometric_mean_prior(source_mean_prior(before[:, cols], Y[:, cols]),
                                                 estimate)
             prior[cols] = pooled_frequency_prior(Y[:, cols], estimate, pooling=0.5)
-            shift[cols] = prior_logit_shift(logits, prior[cols])
+        shift[~kept] = prior_logit_shift(logits[:, ~kept], prior[~kept])
         return shift, prior
 
     @property

@@ -31,6 +31,12 @@ def fit_linear_probe(features, y, pu_labels, C=10.0, anchor=None, max_iter=200):
     ranks texts as the positive-versus-negative one would. A label without
     both classes among its entries keeps the anchor (or zero).
 
+    The balanced weights multiply the odds the fit estimates by
+    ``n_neg / n_pos``; the returned intercept undoes it (adds
+    ``log(n_pos / n_neg)``, the prior correction of King and Zeng, 2001), so
+    that ``sigmoid(w . x + b)`` estimates the probability at the training
+    prior while the direction ``w`` comes from the balanced fit.
+
     Parameters
     ----------
     features : torch.Tensor of shape (n_rows, n_features)
@@ -86,5 +92,6 @@ def fit_linear_probe(features, y, pu_labels, C=10.0, anchor=None, max_iter=200):
     optimizer.step(objective)
     keep = fitted.unsqueeze(1)
     weight = torch.where(keep, weight.detach(), center)
-    bias = torch.where(fitted, bias.detach(), bias0)
+    correction = torch.log(n_pos.clamp(min=1) / n_neg.clamp(min=1))
+    bias = torch.where(fitted, bias.detach() + correction, bias0)
     return weight.to(features.dtype), bias.to(features.dtype)

@@ -103,13 +103,16 @@ def test_fully_labelled_y_is_supervised(tiny_model_dir, small):
     clf = DALLMiClassifier(model=tiny_model_dir, **{**FAST, "max_epochs": 2})
     clf.fit(texts, Y_true)
     assert clf.pu_labels_.tolist() == [False, False, False]
-    np.testing.assert_array_equal(clf.proba_shift_, np.zeros(3))
+    # A supervised label's prior is its positive rate, and predict marks that
+    # share of the training texts (proportional thresholding).
+    np.testing.assert_array_equal(clf.class_prior_, Y_true.mean(axis=0))
+    np.testing.assert_array_equal(clf.predict(texts).sum(axis=0),
+                                  np.floor(Y_true.mean(axis=0) * len(texts) + 0.5))
     hist = clf.history_
     # No PU label: no variational term, no MixUp; only BCE.
     assert hist[:, "train_variational"] == [0.0, 0.0]
     assert hist[:, "train_mixup"] == [0.0, 0.0]
     assert all(v > 0 for v in hist[:, "train_bce"])
-    # A supervised label's probability is the plain sigmoid of the logit.
     np.testing.assert_allclose(clf.predict_proba(texts), expit(clf.decision_function(texts)))
 
 
@@ -119,8 +122,8 @@ def test_mixed_supervised_and_pu_columns(tiny_model_dir, small):
     Y[:, 1] = Y_partial[:, 1]  # only label 1 is partially labelled
     clf = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y)
     assert clf.pu_labels_.tolist() == [False, True, False]
-    assert clf.proba_shift_[0] == 0 and clf.proba_shift_[2] == 0
-    assert clf.proba_shift_[1] != 0
+    assert clf.class_prior_[0] == Y_true[:, 0].mean() and clf.class_prior_[2] == Y_true[:, 2].mean()
+    assert 0 < clf.class_prior_[1] < 1
     h = clf.history_[-1]
     assert h["train_variational"] != 0 and h["train_bce"] > 0
 
@@ -236,7 +239,7 @@ def test_labels_turning_pu_start_from_a_probe_anchored_at_their_head(tiny_model_
     ids = tokenize(source.tokenizer_, texts, source.max_length)
     features = source.net_.features(TokenizedDataset(ids))
     pu = torch.tensor([True, True, False])
-    weight, bias = fit_linear_probe(features, torch.from_numpy(Y), pu, C=10.0,
+    weight, bias = fit_linear_probe(features, torch.from_numpy(Y), pu, C=source.probe_C,
                                     anchor=(head.weight, head.bias))
     target = copy.deepcopy(source).set_params(warm_start=True, max_epochs=0).fit(texts, Y)
     new = target.net_.module_.head
@@ -401,8 +404,7 @@ def test_a_continued_fit_starts_its_prior_from_the_previous_model(tiny_model_dir
     texts, Y_true, Y_partial = small
     source = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y_true)
     np.testing.assert_allclose(source.class_prior_, Y_true.mean(axis=0))  # supervised
-    np.testing.assert_array_equal(source.proba_shift_, 0)
-    p_source = source.predict_proba(texts)
+    p_source = expit(source.decision_function(texts) + source.proba_shift_)
     target = copy.deepcopy(source).partial_fit(texts, Y_partial)
     z = target.decision_function(texts) + target.proba_shift_
     first = geometric_mean_prior(source_mean_prior(p_source, Y_partial),
@@ -417,7 +419,7 @@ def test_scale_quantile_sets_the_scale_of_the_prior_estimate(tiny_model_dir, sma
     Y = Y_partial.copy()
     Y[:, 0] = Y_true[:, 0]  # label 0 supervised: its positive rate, no shift
     clf = DALLMiClassifier(model=tiny_model_dir, scale_quantile=q, **FAST).fit(texts, Y)
-    assert clf.proba_shift_[0] == 0 and clf.class_prior_[0] == Y_true[:, 0].mean()
+    assert clf.class_prior_[0] == Y_true[:, 0].mean()
     z = clf.decision_function(texts) + clf.proba_shift_
     pu = [1, 2]
     expected = pooled_frequency_prior(Y[:, pu], vpu_prior(z[:, pu], Y[:, pu], quantile=q),

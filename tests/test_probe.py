@@ -18,9 +18,10 @@ def problem():
 
 
 def _sklearn(x, y, C):
+    """sklearn's balanced fit, its intercept moved back to the training prior."""
     model = LogisticRegression(C=C, class_weight="balanced", tol=1e-10, max_iter=10_000)
     model.fit(x, y)
-    return model.coef_[0], model.intercept_[0]
+    return model.coef_[0], model.intercept_[0] + np.log(y.sum() / (len(y) - y.sum()))
 
 
 @pytest.mark.parametrize("C", [0.1, 10.0])
@@ -50,6 +51,19 @@ def test_pu_label_reads_unknown_as_negative_and_supervised_skips_it(problem):
     known = y[:, 1] != -1
     coef, intercept = _sklearn(x[known], y[known, 1], 1.0)
     np.testing.assert_allclose(weight[1].numpy(), coef, rtol=1e-4, atol=1e-5)
+    assert bias[1].item() == pytest.approx(intercept, rel=1e-4, abs=1e-5)
+
+
+def test_intercept_gives_probabilities_at_the_training_prior():
+    # On a one-feature problem the corrected probe's mean probability is
+    # close to the positive rate, while the balanced one's is near 1/2.
+    rng = np.random.default_rng(1)
+    y = (rng.random(4000) < 0.1).astype(int)
+    x = (rng.normal(size=4000) + 1.5 * y)[:, None]
+    weight, bias = fit_linear_probe(torch.tensor(x), torch.tensor(y[:, None]),
+                                    torch.zeros(1, dtype=bool), C=10.0)
+    p = torch.sigmoid(torch.tensor(x) @ weight.T + bias).numpy()
+    assert abs(p.mean() - y.mean()) < 0.02
 
 
 def test_anchor_pulls_toward_the_given_weights(problem):

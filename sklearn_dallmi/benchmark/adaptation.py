@@ -7,8 +7,8 @@ are appended to ``results.csv`` as they end, so an interrupted run resumes
 where it stopped.
 
 Every neural row uses ``DALLMiClassifier``'s defaults; a configuration only
-sets what the time budget dictates (encoder depth, ``max_length``, data
-sizes, epochs). ``split="validation"`` is for tuning: the target's training
+sets what the time budget dictates (encoder depth, the depth fine-tuned,
+``max_length``, data sizes, epochs). ``split="validation"`` is for tuning: the target's training
 texts come from its official *train* split only and the scores from its
 *validation* split, never from the test split; ``params`` then overrides
 estimator parameters for the variant being measured.
@@ -59,6 +59,7 @@ class Config:
     n_target: int
     n_test: int
     layers: int
+    frozen_layers: int
     max_length: int
     source_epochs: int
     target_epochs: int
@@ -82,7 +83,7 @@ class Config:
                                    seeds=[0], split="validation")
 
 
-_BUDGET = dict(layers=3, max_length=64, source_epochs=3, target_epochs=2)
+_BUDGET = dict(layers=6, frozen_layers=3, max_length=64, source_epochs=0, target_epochs=1)
 
 
 def truncated_encoder(layers, cache_dir):
@@ -203,6 +204,7 @@ class Runner:
 
     def _estimator(self, **params):
         return DALLMiClassifier(model=self.encoder, max_length=self.config.max_length,
+                                frozen_layers=self.config.frozen_layers,
                                 **{**self.config.params, **params})
 
     def _source_model(self, source, seed, texts, Y):
