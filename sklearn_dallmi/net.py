@@ -227,6 +227,12 @@ class DALLMiNet(NeuralNet):
                 parts.append(self.plain_module.pool(x["input_ids"], x["attention_mask"]).float())
         return torch.cat(parts)
 
+    def evaluation_step(self, batch, training=False):
+        if training:
+            return super().evaluation_step(batch, training=True)
+        with torch.inference_mode():  # lighter than skorch's no_grad
+            return super().evaluation_step(batch, training=False)
+
     def infer(self, x, **fit_params):
         with self.autocast():
             return super().infer(x, **fit_params)
