@@ -130,11 +130,13 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         below them) and move the pretrained features less.
     anchor : float, default=10.0
         In a continued fit (``partial_fit``, ``warm_start``), how many known
-        positives the previous model's opinion of a PU label is worth: the
-        unknown entries of a label with ``n`` known positives in this call
-        are distilled toward the previous model's probabilities with weight
-        ``anchor / (anchor + n)``, so that a label the new data say little
-        about keeps what the source model knew. 0 turns it off.
+        positives the previous model's opinion of a PU label is worth, so
+        that a label the new data say little about keeps what the source
+        model knew. For a label with ``n`` known positives in this call, the
+        probe of a label turning PU is pulled toward its previous head with
+        ``C = probe_C * n / (n + anchor)``, and its unknown entries are
+        distilled toward the previous model's probabilities with weight
+        ``anchor / (anchor + n)``. 0 turns both off.
     dropout : float, default=0.1
         Dropout before the linear head.
     scale_quantile : float, default=0.99
@@ -619,8 +621,14 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         order = length_order(ids)
         features = net.features(TokenizedDataset([ids[i] for i in order]))
         head = net.plain_module.head
+        C = np.full(Y.shape[1], float(self.probe_C))
+        if anchored:
+            # The head it is pulled toward is worth `anchor` known
+            # positives: a label with one kept positive moves little.
+            n = (Y == 1).sum(axis=0)
+            C *= n / (n + self.anchor) if self.anchor > 0 else 1.0
         weight, bias = fit_linear_probe(
-            features, torch.from_numpy(Y[order]), torch.from_numpy(pu), C=self.probe_C,
+            features, torch.from_numpy(Y[order]), torch.from_numpy(pu), C=torch.from_numpy(C),
             anchor=(head.weight, head.bias) if anchored else None)
         rows = torch.from_numpy(labels).to(head.bias.device)
         with torch.no_grad():

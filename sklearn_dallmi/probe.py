@@ -45,8 +45,9 @@ def fit_linear_probe(features, y, pu_labels, C=10.0, anchor=None, max_iter=200):
         Labels in ``{1, 0, -1}``.
     pu_labels : torch.Tensor of shape (n_labels,), dtype bool
         Which labels are trained in PU mode.
-    C : float, default=10.0
-        Inverse regularisation strength, as in scikit-learn.
+    C : float or torch.Tensor of shape (n_labels,), default=10.0
+        Inverse regularisation strength, as in scikit-learn; a tensor gives
+        each label its own.
     anchor : tuple of torch.Tensor or None, default=None
         ``(weight, bias)`` of shapes ``(n_labels, n_features)`` and
         ``(n_labels,)``: the weights are pulled toward ``weight`` and the
@@ -63,6 +64,7 @@ def fit_linear_probe(features, y, pu_labels, C=10.0, anchor=None, max_iter=200):
     """
     x = features.double()
     y = y.to(x.device)
+    C = torch.as_tensor(C, dtype=x.dtype, device=x.device)
     n_labels = y.shape[1]
     if anchor is None:
         center = x.new_zeros(n_labels, x.shape[1])
@@ -84,8 +86,8 @@ def fit_linear_probe(features, y, pu_labels, C=10.0, anchor=None, max_iter=200):
     def objective():
         optimizer.zero_grad()
         loss = F.binary_cross_entropy_with_logits(x @ weight.T + bias, target.double(),
-                                                  weight=scale, reduction="sum")
-        loss = C * loss + 0.5 * (((weight - center) ** 2).sum(1) * fitted).sum()
+                                                  weight=scale * C, reduction="sum")
+        loss = loss + 0.5 * (((weight - center) ** 2).sum(1) * fitted).sum()
         loss.backward()
         return loss
 

@@ -239,7 +239,10 @@ def test_labels_turning_pu_start_from_a_probe_anchored_at_their_head(tiny_model_
     ids = tokenize(source.tokenizer_, texts, source.max_length)
     features = source.net_.features(TokenizedDataset(ids))
     pu = torch.tensor([True, True, False])
-    weight, bias = fit_linear_probe(features, torch.from_numpy(Y), pu, C=source.probe_C,
+    # The source head is worth `anchor` known positives: C shrinks with few.
+    n = (Y == 1).sum(axis=0)
+    C = torch.from_numpy(source.probe_C * n / (n + source.anchor))
+    weight, bias = fit_linear_probe(features, torch.from_numpy(Y), pu, C=C,
                                     anchor=(head.weight, head.bias))
     target = copy.deepcopy(source).set_params(warm_start=True, max_epochs=0).fit(texts, Y)
     new = target.net_.module_.head

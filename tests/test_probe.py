@@ -79,6 +79,23 @@ def test_anchor_pulls_toward_the_given_weights(problem):
     torch.testing.assert_close(tight[0], anchor[0], atol=1e-5, rtol=0)
 
 
+def test_per_label_C_is_each_label_fitted_with_its_own(problem):
+    x, Y = problem
+    xt, yt, pu = torch.tensor(x), torch.tensor(Y), torch.zeros(3, dtype=bool)
+    anchor = (torch.full((3, 5), 0.5, dtype=torch.float64), torch.zeros(3, dtype=torch.float64))
+    C = torch.tensor([0.01, 1.0, 100.0], dtype=torch.float64)
+    weight, bias = fit_linear_probe(xt, yt, pu, C=C, anchor=anchor)
+    for label, c in enumerate(C.tolist()):
+        w, b = fit_linear_probe(xt, yt, pu, C=c, anchor=anchor)
+        torch.testing.assert_close(weight[label], w[label], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(bias[label], b[label], atol=1e-5, rtol=1e-4)
+    # One label thrice: the smaller its C, the nearer it stays to the anchor.
+    same = yt[:, :1].repeat(1, 3)
+    weight, _ = fit_linear_probe(xt, same, pu, C=C, anchor=anchor)
+    distance = (weight - anchor[0]).norm(dim=1)
+    assert distance[0] < distance[1] < distance[2]
+
+
 def test_label_without_both_classes_keeps_the_anchor_or_zero(problem):
     x, Y = problem
     y = torch.tensor(Y)
