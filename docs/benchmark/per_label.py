@@ -5,14 +5,22 @@ Re-trains DALLMi and the oracle for one (pair, keep, seed) exactly as
 in the run's folder (trained if missing), and prints per label: the target
 training positives, the positives kept, the test positives, AP and F1 of
 each model, and DALLMi's and the oracle's predicted positive rate beside the
-true rate. Used for the analysis on the results page::
+true rate; then the mean AP of the labels with one to three kept positives.
+With ``--figure``, it draws DALLMi's predicted positive rate against the
+true one per label on the test texts, under VPU's rule (predict where
+``Phi >= s / 2``, ``s`` the 0.99 quantile of ``Phi`` over the label's
+positive and unknown training entries; the package's rule before the class
+prior) and under the class-prior rule. Used for the analysis on the results
+page::
 
-    python docs/benchmark/per_label.py --output benchmark_results "news->direct" 0.1
+    python docs/benchmark/per_label.py --output benchmark_results "news->direct" 0.1 \
+        --figure docs/benchmark/calibration-news-direct-0.1.png
 """
 
 import argparse
 
 import numpy as np
+from scipy.special import expit
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
 
 from sklearn_dallmi.benchmark.adaptation import Config, Runner, split_pair, truncated_encoder
@@ -26,6 +34,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="benchmark_results",
                         help="folder of a full run (its cache holds the source models)")
+    parser.add_argument("--figure", help="where to draw the predicted against the true "
+                        "positive rates (PNG)")
     args = parser.parse_args()
     source, target = args.pair.split("->")
     config = Config.full()
@@ -57,12 +67,48 @@ def main():
               f"{int((Y_part[:, label] == 1).sum()):4d} {int(y.sum()):5d} | "
               + " ".join(f"{v:.2f}" for v in ap) + " | " + " ".join(f"{v:.2f}" for v in f1)
               + " | " + " ".join(f"{v:.3f}" for v in rate))
+    kept = (Y_part[:, labels] == 1).sum(axis=0)
+    scarce = (kept >= 1) & (kept <= 3)
+    print(f"labels with 1-3 kept positives ({scarce.sum()} of {len(labels)}): mean AP "
+          + ", ".join(f"{name} {np.mean(np.array(ap_per_label[name])[scarce]):.3f}"
+                      for name in models))
+    if args.figure:
+        _figure(args.figure, models["dallmi"], X_tgt, Y_part, X_test, Y_test, labels, out)
     for name in models:
         yt, yp = Y_test[:, labels], out[name][1][:, labels]
         print(f"{name}: macro AP {np.mean(ap_per_label[name]):.3f}"
               f", micro-F1 {f1_score(yt, yp, average='micro'):.3f}"
               f", micro precision {precision_score(yt, yp, average='micro'):.3f}"
               f", micro recall {recall_score(yt, yp, average='micro'):.3f}")
+
+
+def _figure(path, clf, X_train, Y_train, X_test, Y_test, labels, out):
+    """Predicted against true positive rates of DALLMi, VPU's rule and the prior rule."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    phi_train = expit(clf.decision_function(X_train) + clf.proba_shift_)
+    phi_test = expit(clf.decision_function(X_test) + clf.proba_shift_)
+    pu = labels[clf.pu_labels_[labels] & (Y_train[:, labels] == 1).any(axis=0)]
+    scale = np.array([np.quantile(phi_train[Y_train[:, l] != 0, l], 0.99) for l in pu])
+    true = Y_test[:, pu].mean(axis=0)
+    rules = {"VPU's rule (Phi >= s / 2)": (phi_test[:, pu] >= scale / 2).mean(axis=0),
+             "class-prior rule": out["dallmi"][1][:, pu].mean(axis=0)}
+    fig, ax = plt.subplots(figsize=(5.2, 5))
+    low = 1 / (2 * len(Y_test))
+    for (name, rate), marker in zip(rules.items(), ("x", "o")):
+        gap = np.mean(np.abs(np.log(np.maximum(rate, low) / np.maximum(true, low))))
+        ax.scatter(np.maximum(true, low), np.maximum(rate, low), marker=marker,
+                   label=f"{name}: mean |log ratio| {gap:.2f}")
+    ax.plot([low, 1], [low, 1], color="grey", lw=1)
+    ax.set(xscale="log", yscale="log", xlabel="true positive rate (test texts)",
+           ylabel="predicted positive rate", title="DALLMi's decisions per PU label")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
