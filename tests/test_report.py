@@ -29,3 +29,14 @@ def test_format_markdown_gives_mean_and_std_over_seeds_of_the_pair_means():
     assert "**10% of the target positives kept**" in table
     # dallmi: seed 0 averages its two pairs (0.35), seed 1 has one (0.42).
     assert "| dallmi | 0.385 ± 0.035 |" in table
+
+
+def test_plot_draws_one_panel_per_metric(tmp_path):
+    import matplotlib.image
+
+    from sklearn_dallmi.benchmark.report import plot
+
+    path = tmp_path / "figure" / "benchmark.png"
+    plot(ROWS, ["dallmi", "peer1", "peer2"], path, peers=("peer1", "peer2"))
+    height, width = matplotlib.image.imread(path).shape[:2]
+    assert 0.8 < height / width < 1.2  # 2 x 2 panels, readable at page width

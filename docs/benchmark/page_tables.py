@@ -24,31 +24,34 @@ from sklearn_dallmi.benchmark.report import format_markdown, plot, read_results,
 PEER_ROWS = ("tfidf_logreg",) + PEERS
 
 
-def complete_seeds(rows, config):
-    """Seeds with a row for every (pair, keep, method) of the run's configuration."""
-    cells = {(f"{s}->{t}", float(k), m) for s, t in config["pairs"] for k in config["keeps"]
-             for m in METHODS}
-    by_seed = defaultdict(set)
+def finished(rows, config):
+    """The (pair, seed) groups with a row for every share kept and method."""
+    wanted = {(float(k), m) for k in config["keeps"] for m in METHODS}
+    done = defaultdict(set)
     for r in rows:
-        by_seed[r["seed"]].add((r["pair"], r["keep"], r["method"]))
-    return sorted(s for s, done in by_seed.items() if done == cells)
+        done[(r["pair"], r["seed"])].add((r["keep"], r["method"]))
+    return {group for group, cells in done.items() if cells == wanted}
 
 
 def per_pair(rows, metric):
-    """Markdown table of a metric per method (rows) and pair (columns), one per share."""
+    """Markdown tables of a metric, one per share kept: methods by pair."""
     values = defaultdict(list)
     for r in rows:
         values[(r["method"], r["keep"], r["pair"])].append(r[metric])
     pairs = sorted({r["pair"] for r in rows})
-    out = ["| method | kept | " + " | ".join(pairs) + " |", "|---|---|" + "---|" * len(pairs)]
+    out = []
     for keep in sorted({r["keep"] for r in rows}):
+        out += [f"{keep:.0%} kept:", "",
+                "| method | " + " | ".join(p.replace("->", " → ") for p in pairs) + " |",
+                "|---|" + "---|" * len(pairs)]
         for method in METHODS:
             cells = [values.get((method, keep, p)) for p in pairs]
             if any(cells):
                 name = f"**{method}**" if method == "dallmi" else method
-                out.append(f"| {name} | {keep:.0%} | " + " | ".join(
+                out.append(f"| {name} | " + " | ".join(
                     f"{np.mean(c):.3f}" if c else "" for c in cells) + " |")
-    return "\n".join(out)
+        out.append("")
+    return "\n".join(out).rstrip()
 
 
 def main():
@@ -58,20 +61,17 @@ def main():
     args = parser.parse_args()
     rows = read_results(args.results)
     with open(os.path.join(os.path.dirname(os.path.abspath(args.results)), "config.json")) as f:
-            config = json.load(f)
-    seeds = complete_seeds(rows, config)
-    if seeds:
-        rows = [r for r in rows if r["seed"] in seeds]
-    else:
+        config = json.load(f)
+    groups = finished(rows, config)
+    pairs = [f"{s}->{t}" for s, t in config["pairs"]]
+    seeds = [s for s in config["seeds"] if all((p, s) in groups for p in pairs)]
+    if not seeds:
         # No whole seed yet: the pairs the first seed has finished.
-        seed = config["seeds"][0]
-        pairs = [p for p in {r["pair"] for r in rows}
-                 if complete_seeds([r for r in rows if r["pair"] == p],
-                                   {**config, "pairs": [p.split("->")]})[:1] == [seed]]
-        rows = [r for r in rows if r["seed"] == seed and r["pair"] in pairs]
-        if not rows:
+        seeds = config["seeds"][:1]
+        pairs = [p for p in pairs if (p, seeds[0]) in groups]
+        if not pairs:
             raise SystemExit(f"{args.results}: no pair has finished every cell yet")
-        seeds = [seed]
+    rows = [r for r in rows if r["seed"] in seeds and r["pair"] in pairs]
     print(f"seeds {seeds}, pairs {sorted({r['pair'] for r in rows})}, {len(rows)} cells\n")
     print(format_markdown(rows, METHODS))
     for metric in ("macro_ap", "macro_f1"):

@@ -7,6 +7,8 @@ from collections import defaultdict
 import numpy as np
 
 METRICS = ("macro_ap", "macro_f1", "micro_f1", "binarized_ap")
+_NAMES = {"macro_ap": "macro AP", "macro_f1": "macro-F1", "micro_f1": "micro-F1",
+          "binarized_ap": "binarised AP"}
 
 
 def read_results(path):
@@ -65,8 +67,7 @@ def format_table(rows, methods):
 def format_markdown(rows, methods):
     """Markdown tables, one per share kept: each method's metrics, mean ± std over seeds."""
     summary = summarize(rows)
-    names = {"macro_ap": "macro AP", "macro_f1": "macro-F1", "micro_f1": "micro-F1",
-             "binarized_ap": "binarised AP"}
+    names = _NAMES
     out = []
     for keep in sorted({k for _, k in summary}):
         out += [f"**{keep:.0%} of the target positives kept**", "",
@@ -126,7 +127,8 @@ def plot(rows, methods, path, peers=()):
 
     summary = summarize(rows)
     keeps = sorted({k for _, k in summary})
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 4.2))
+    fig, axes = plt.subplots(2, 2, figsize=(10, 9))
+    axes = axes.ravel()
     for ax, metric in zip(axes, METRICS):
         for method in methods:
             pts = [(k, *summary[(method, k)][metric][:2]) for k in keeps if (method, k) in summary]
@@ -136,14 +138,14 @@ def plot(rows, methods, path, peers=()):
             style = dict(lw=3, color="black", zorder=3) if method == "dallmi" else dict(
                 lw=1.2, ls="--" if method in peers else "-")
             ax.errorbar(k, mean, yerr=std, marker="o", capsize=3, label=method, **style)
-        ax.set_title(metric)
+        ax.set_title(_NAMES[metric])
         ax.set_xlabel("share of target positives kept")
         ax.set_xticks(keeps)
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9,
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=9,
                frameon=False)
-    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
