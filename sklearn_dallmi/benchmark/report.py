@@ -67,11 +67,10 @@ def format_table(rows, methods):
 def format_markdown(rows, methods):
     """Markdown tables, one per share kept: each method's metrics, mean ± std over seeds."""
     summary = summarize(rows)
-    names = _NAMES
     out = []
     for keep in sorted({k for _, k in summary}):
         out += [f"**{keep:.0%} of the target positives kept**", "",
-                "| method | " + " | ".join(names[m] for m in METRICS) + " | fit s |",
+                "| method | " + " | ".join(_NAMES[m] for m in METRICS) + " | fit s |",
                 "|---|" + "---|" * (len(METRICS) + 1)]
         for method in methods:
             s = summary.get((method, keep))
