@@ -26,6 +26,7 @@ from .loss import DALLMiLoss
 from .metrics import macro_average_precision
 from .models import checkpoint_pooling, load_tokenizer, resolve_model, write_checkpoint_pooling
 from .module import EncoderClassifier
+from .onnx_scoring import INFERENCE_MODES, OnnxInt8Scorer
 from .net import (AcceleratedDALLMiNet, DALLMiNet, MixUpCollator, TokenizedDataset,
                   label_balanced_loader, resolve_device, stopped_early)
 from .priors import (geometric_mean_prior, pooled_frequency_prior, prior_logit_shift,
@@ -166,6 +167,17 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         millions of texts, ``"float16"`` divides the size of the result by
         four (about three significant digits; values within about 5e-4 of 1
         round to 1). ``decision_function`` stays float64.
+    inference : {"torch", "onnx-int8"}, default="torch"
+        How ``predict_proba``, ``predict``, ``decision_function`` and
+        ``score`` compute the network's outputs: the torch module, or, for
+        fast scoring on CPUs, the module exported to ONNX with int8 weights
+        (per output channel) and run by ONNX Runtime on the CPU (the
+        ``onnx`` extra). The ONNX model is built from the fitted network on
+        the first prediction after a fit, a load or a change of this
+        parameter (seconds to tens of seconds) and is not saved: it is
+        rebuilt after ``from_pretrained`` or ``joblib.load``. Training is
+        unaffected. int8 moves the scores a little; its measured effect on
+        ranking and speed is on the benchmark page.
     device : str, default="auto"
         ``"auto"`` takes CUDA when available, else the CPU; or any torch
         device string. A CUDA device where there is none falls back to the
@@ -293,6 +305,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         "validation_fraction": [None, Interval(numbers.Real, 0, 1, closed="neither")],
         "callbacks": [None, list],
         "proba_dtype": [StrOptions({"float64", "float32", "float16"})],
+        "inference": [StrOptions(set(INFERENCE_MODES))],
         "device": [str],
         "accelerator": [None, StrOptions({"auto"}), object],
         "compile": ["boolean"],
@@ -327,6 +340,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         validation_fraction=None,
         callbacks=None,
         proba_dtype="float64",
+        inference="torch",
         device="auto",
         accelerator="auto",
         compile=False,
@@ -357,6 +371,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.callbacks = callbacks
         self.proba_dtype = proba_dtype
+        self.inference = inference
         self.device = device
         self.accelerator = accelerator
         self.compile = compile
@@ -509,6 +524,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
                 net.notify("on_train_end", X=data, y=None)
             shift, prior = self._decision_rule(net, train_ids, Y_train, pu, before, continuing)
 
+        self.__dict__.pop("_onnx_scorer", None)
         self.net_ = net
         self.tokenizer_ = tokenizer
         self.n_labels_ = Y.shape[1]
@@ -672,12 +688,36 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         return TokenizedDataset([ids[i] for i in rows], None if Y is None else Y[rows])
 
     @staticmethod
-    def _logits(net, ids):
-        """Network outputs for token ids, in their order, from length-sorted batches."""
+    def _logits(net, ids, scorer=None):
+        """Network outputs for token ids, in their order, from length-sorted batches.
+
+        ``scorer`` (an :class:`OnnxInt8Scorer`) computes them from the
+        network's inference batches instead of its module.
+        """
         order = length_order(ids)
         logits = np.empty((len(ids), net.plain_module.head.out_features))
-        logits[order] = net.forward(TokenizedDataset([ids[i] for i in order])).float().numpy()
+        dataset = TokenizedDataset([ids[i] for i in order])
+        if scorer is None:
+            logits[order] = net.forward(dataset).float().numpy()
+        else:
+            logits[order] = scorer.logits(net.get_iterator(dataset, training=False))
         return logits
+
+    def _inference_scorer(self):
+        """None for torch inference, else the ONNX scorer of the fitted network."""
+        if self.inference == "torch":
+            return None
+        if self.inference not in INFERENCE_MODES:
+            raise ValueError(f"inference={self.inference!r}: expected one of "
+                             f"{list(INFERENCE_MODES)}.")
+        cached = self.__dict__.get("_onnx_scorer")
+        if cached is None or cached[0] is not self.net_:
+            ids = tokenize(self.tokenizer_, ["an example text to export", "another one"],
+                           self.max_length)
+            example, _ = pad_batch([(i, None) for i in ids], self.tokenizer_.pad_token_id)
+            cached = (self.net_, OnnxInt8Scorer(self.net_.plain_module, example))
+            self._onnx_scorer = cached
+        return cached[1]
 
     def _decision_rule(self, net, ids, Y, pu, before, continuing):
         """The class priors of the training texts, and the logit shifts that match them.
@@ -902,8 +942,10 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         if n_texts is not None and n_texts > 0:
             out = np.empty((n_texts, n_columns), dtype=dtype)
         parts = []
+        scorer = self._inference_scorer()
         for start, texts in text_chunks(X, _PREDICT_CHUNK):
-            scores = self._logits(self.net_, tokenize(self.tokenizer_, texts, self.max_length))
+            scores = self._logits(self.net_, tokenize(self.tokenizer_, texts, self.max_length),
+                                  scorer)
             scores -= self.proba_shift_
             scores[:, self.n_positives_ == 0] = -np.inf
             result = transform(scores)
@@ -1036,6 +1078,13 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         Y, binary = check_labels(y, len(texts))
         proba = self.predict_proba(texts)
         return macro_average_precision(Y, proba[:, 1] if binary else proba)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # An ONNX Runtime session does not pickle; the next prediction
+        # rebuilds it.
+        state.pop("_onnx_scorer", None)
+        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -248,11 +248,15 @@ def test_speed_reports_throughputs_and_cpu_fallback(tmp_path, monkeypatch, capsy
     def fake_infer(model, n_texts, device):
         seen["infer"] = device
         return {"predict_proba_texts_per_second": 300.0, "best_loop_texts_per_second": 150.0,
-                "padded_loop_texts_per_second": 100.0,
+                "padded_loop_texts_per_second": 100.0, "onnx_int8_texts_per_second": 450.0,
                 "sentence_transformers_texts_per_second": None,
                 "speedup_vs_best_loop": 2.0, "speedup_vs_padded_loop": 3.0,
-                "speedup_vs_sentence_transformers": None, "inference_texts": 2000,
-                "inference_batch_size": 64, "inference_max_length": 128}
+                "speedup_vs_sentence_transformers": None,
+                "onnx_int8_speedup_vs_best_loop": 3.0, "onnx_int8_speedup_vs_padded_loop": 4.5,
+                "onnx_int8_speedup_vs_sentence_transformers": None,
+                "onnx_int8_speedup_vs_predict_proba": 1.5, "onnx_int8_build_seconds": 12.0,
+                "inference_texts": 2000,
+                "inference_batch_size": 64, "inference_max_length": 128, "inference_rounds": 3}
 
     monkeypatch.setattr(speed, "train_step_ratio", fake_train)
     monkeypatch.setattr(speed, "inference_throughput", fake_infer)
@@ -260,8 +264,9 @@ def test_speed_reports_throughputs_and_cpu_fallback(tmp_path, monkeypatch, capsy
     speed.run_speed(str(tmp_path), device="auto")
     out = capsys.readouterr().out
     assert "no GPU: running on CPU" in out
-    assert "32.0 texts/s" in out and "300 texts/s" in out
+    assert "32.0 texts/s" in out and "      300" in out
     assert "range 1.90-2.30" in out and "2.00x" in out and "not installed" in out
+    assert "450" in out and "3.00x" in out and "4.50x" in out and "built in 12.0 s" in out
     assert seen == {"train": "cpu", "infer": "cpu"}
     result = json.loads((tmp_path / "speed.json").read_text())
     for key in ("train_texts_per_second", "predict_proba_texts_per_second",

@@ -63,7 +63,7 @@ def main(argv=None):
         run_memory(output=args.output, cache_dir=os.path.join(args.output, "cache"))
         return 0
 
-    from .adaptation import ALL_PAIRS, METHODS, QUICK_METHODS, Config, Runner
+    from .adaptation import ALL_PAIRS, METHODS, QUICK_METHODS, VARIANTS, Config, Runner
     from .peers import PEERS
     from .report import format_table, plot, versus_best
 
@@ -90,12 +90,14 @@ def main(argv=None):
             return 2
         config.pairs = pairs
     try:
-        unknown = sorted(set(args.methods or ()) - set(METHODS))
+        known = METHODS + VARIANTS
+        unknown = sorted(set(args.methods or ()) - set(known))
         if unknown:
-            print(f"unknown methods {unknown}; choose among {list(METHODS)}", file=sys.stderr)
+            print(f"unknown methods {unknown}; choose among {list(known)}", file=sys.stderr)
             return 2
-        runner = Runner(config, args.output, progress=not args.no_progress,
-                        methods=tuple(args.methods or (QUICK_METHODS if args.quick else METHODS)))
+        methods = (tuple(m for m in known if m in args.methods) if args.methods
+                   else QUICK_METHODS if args.quick else METHODS)
+        runner = Runner(config, args.output, progress=not args.no_progress, methods=methods)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -103,7 +105,7 @@ def main(argv=None):
     from .report import read_results
 
     rows = read_results(runner.results_path)
-    print(format_table(rows, METHODS))
+    print(format_table(rows, METHODS + VARIANTS))
     baselines = [m for m in METHODS if m not in ("dallmi", "oracle")]
     print("\nDALLMi minus the best of the other methods (oracle aside), per pair:\n")
     print(versus_best(rows, "dallmi", baselines))

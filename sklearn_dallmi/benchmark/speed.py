@@ -15,9 +15,15 @@ same encoder, texts, batch size and threads, each timed in the same run:
 - ``padded_loop``: batches in input order, each padded to ``max_length``;
 - ``sentence_transformers``: ``SentenceTransformer.encode`` of the
   embedded encoder (embeddings only, no head), when installed.
+
+and the same for ``predict_proba`` with ``inference="onnx-int8"`` (int8
+weights in ONNX Runtime), when onnxruntime is installed.
 """
 
+import copy
+import functools
 import json
+import math
 import os
 import platform
 import statistics
@@ -127,49 +133,85 @@ def _loop(module, tokenizer, texts, batch_size, max_length, device, sort):
     return out
 
 
-def inference_throughput(model=None, n_texts=2000, batch_size=64, max_length=128, device="cpu"):
-    """Texts per second of ``predict_proba`` and of the references.
+def _onnx_available():
+    try:
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def inference_throughput(model=None, n_texts=2000, batch_size=64, max_length=128, device="cpu",
+                         rounds=3):
+    """Texts per second of ``predict_proba``, its int8 ONNX path and the references.
+
+    Every path scores the same texts once per round, the paths in turn, so
+    that a change of machine load hits them alike; each path's time is the
+    median over the rounds.
 
     Returns
     -------
     result : dict
-        ``predict_proba_texts_per_second``, ``best_loop_texts_per_second``,
-        ``padded_loop_texts_per_second``, ``sentence_transformers_texts_per_second``
-        (None when not installed), and the ratios ``speedup_vs_best_loop``,
-        ``speedup_vs_padded_loop`` and ``speedup_vs_sentence_transformers``.
+        ``{path}_texts_per_second`` for the paths ``predict_proba``,
+        ``onnx_int8`` (``predict_proba`` with ``inference="onnx-int8"``;
+        None without onnxruntime), ``best_loop``, ``padded_loop`` and
+        ``sentence_transformers`` (None when not installed); the ratios
+        ``speedup_vs_{reference}`` of ``predict_proba`` and
+        ``onnx_int8_speedup_vs_{reference}`` of the int8 path;
+        ``onnx_int8_build_seconds`` (export, quantisation and session).
+        The int8 path's effect on ranking is measured by the adaptation
+        benchmark's ``dallmi_onnx_int8`` row, on trained models.
     """
     data = load_disaster_messages()
     texts = data.texts[:n_texts].tolist()
     # predict_proba's inference batch is twice the training batch size.
     clf = _ready_estimator(model, batch_size // 2, max_length, device, data.Y.shape[1], texts)
     module, tokenizer, dev = clf.net_.plain_module, clf.tokenizer_, clf.net_.device
-    seconds = {"predict_proba": _timed(lambda: clf.predict_proba(texts))}
+    paths = {"predict_proba": lambda: clf.predict_proba(texts)}
+    result = {"onnx_int8_build_seconds": None}
+    if _onnx_available():
+        fast = copy.deepcopy(clf).set_params(inference="onnx-int8")
+        result["onnx_int8_build_seconds"] = _timed(lambda: fast.predict_proba(texts[:2]))
+        paths["onnx_int8"] = lambda: fast.predict_proba(texts)
     # The network's probabilities (predict_proba shifts each label to its prior).
     ours = expit(clf.decision_function(texts) + clf.proba_shift_)
     for name, sort in (("best_loop", True), ("padded_loop", False)):
-        seconds[name] = _timed(lambda: _loop(module, tokenizer, texts, batch_size, max_length,
-                                             dev, sort))
-        reference = _loop(module, tokenizer, texts, batch_size, max_length, dev, sort)
-        if not np.allclose(reference, ours, atol=1e-4):
+        paths[name] = functools.partial(_loop, module, tokenizer, texts, batch_size, max_length,
+                                        dev, sort)
+        if not np.allclose(paths[name](), ours, atol=1e-4):
             raise RuntimeError(f"predict_proba and the {name} disagree.")
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
-        seconds["sentence_transformers"] = None
+        pass
     else:
         encoder = SentenceTransformer(default_model_path() if model is None else str(model),
                                       device=str(dev))
         encoder.max_seq_length = max_length
-        seconds["sentence_transformers"] = _timed(
-            lambda: encoder.encode(texts, batch_size=batch_size))
-    result = {f"{k}_texts_per_second": None if s is None else len(texts) / s
-              for k, s in seconds.items()}
-    for k, s in seconds.items():
-        if k != "predict_proba":
-            result[f"speedup_vs_{k}"] = None if s is None else s / seconds["predict_proba"]
+        paths["sentence_transformers"] = lambda: encoder.encode(texts, batch_size=batch_size)
+    times = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, path in paths.items():
+            times[name].append(_timed(path))
+    seconds = {name: statistics.median(times.get(name) or [math.nan]) for name in _PATHS}
+    for name in _PATHS:
+        result[f"{name}_texts_per_second"] = (None if name not in paths
+                                              else len(texts) / seconds[name])
+    for fast_path, prefix in (("predict_proba", ""), ("onnx_int8", "onnx_int8_")):
+        for reference in _REFERENCES:
+            ok = fast_path in paths and reference in paths
+            result[f"{prefix}speedup_vs_{reference}"] = (
+                seconds[reference] / seconds[fast_path] if ok else None)
+    result["onnx_int8_speedup_vs_predict_proba"] = (
+        seconds["predict_proba"] / seconds["onnx_int8"] if "onnx_int8" in paths else None)
     result.update(inference_texts=len(texts), inference_batch_size=batch_size,
-                  inference_max_length=max_length)
+                  inference_max_length=max_length, inference_rounds=rounds)
     return result
+
+
+_REFERENCES = ("best_loop", "padded_loop", "sentence_transformers")
+_PATHS = ("predict_proba", "onnx_int8") + _REFERENCES
 
 
 def run_speed(output, model=None, device="cpu", n_pairs=20, n_texts=2000):
@@ -212,11 +254,19 @@ def run_speed(output, model=None, device="cpu", n_pairs=20, n_texts=2000):
     print(f"training: {result['train_texts_per_second']:.1f} texts/s (DALLMi steps, "
           f"batch {result['train_batch_size']} x {result['train_max_length']} tokens)")
     print(f"inference ({result['inference_texts']} texts, batch {result['inference_batch_size']}, "
-          f"max_length {result['inference_max_length']}):")
-    for name in ("predict_proba", "best_loop", "padded_loop", "sentence_transformers"):
+          f"max_length {result['inference_max_length']}, median of "
+          f"{result['inference_rounds']} rounds):")
+    print(f"  {'path':24}{'texts/s':>9}{'vs best loop':>14}{'vs padded loop':>16}")
+    for name, prefix in (("predict_proba", ""), ("onnx_int8", "onnx_int8_"),
+                         ("best_loop", None), ("padded_loop", None),
+                         ("sentence_transformers", None)):
         rate = result[f"{name}_texts_per_second"]
-        ratio = result.get(f"speedup_vs_{name}")
-        print(f"  {name:22} " + ("not installed" if rate is None else
-              f"{rate:7.0f} texts/s" + ("" if ratio is None else
-                                        f"   predict_proba is {ratio:.2f}x")))
+        line = f"  {name:24}" + ("not installed" if rate is None else f"{rate:9.0f}")
+        if rate is not None and prefix is not None:
+            line += (f"{result[f'{prefix}speedup_vs_best_loop']:13.2f}x"
+                     f"{result[f'{prefix}speedup_vs_padded_loop']:15.2f}x")
+        print(line)
+    if result["onnx_int8_build_seconds"] is not None:
+        print(f"  onnx_int8: predict_proba with inference='onnx-int8', built in "
+              f"{result['onnx_int8_build_seconds']:.1f} s")
     return result

@@ -1,0 +1,45 @@
+"""The adaptation benchmark's runner on a tiny configuration (tiny encoder, real data)."""
+
+import csv
+
+import pytest
+
+from sklearn_dallmi.benchmark import adaptation
+from sklearn_dallmi.benchmark.__main__ import main
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture
+def tiny_runs(tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(adaptation, "truncated_encoder", lambda layers, cache_dir: tiny_model_dir)
+    monkeypatch.setattr(adaptation.Config, "quick", classmethod(lambda cls: cls(
+        pairs=[("news", "direct")], keeps=[0.5], seeds=[0], n_source=60, n_target=40,
+        n_test=40, layers=2, frozen_layers=0, max_length=16, source_epochs=0, target_epochs=1)))
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return {r["method"]: r for r in csv.DictReader(f)}
+
+
+def test_int8_row_scores_the_fitted_dallmi_model_and_resumes(tiny_runs, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--quick", "--no-progress", "--output", str(out)]
+    assert main([*args, "--methods", "dallmi_onnx_int8", "dallmi"]) == 0
+    rows = _rows(out / "results.csv")
+    assert list(rows) == ["dallmi", "dallmi_onnx_int8"]  # the canonical order
+    assert abs(float(rows["dallmi_onnx_int8"]["macro_ap"]) - float(rows["dallmi"]["macro_ap"])) < 0.1
+    assert "dallmi_onnx_int8" in capsys.readouterr().out
+    # Resumed without the DALLMi row, the int8 row refits the same model.
+    (out / "results.csv").write_text(
+        "".join(line for line in (out / "results.csv").read_text().splitlines(True)
+                if "dallmi_onnx_int8" not in line))
+    assert main([*args, "--methods", "dallmi_onnx_int8"]) == 0
+    again = _rows(out / "results.csv")["dallmi_onnx_int8"]
+    assert again["macro_ap"] == rows["dallmi_onnx_int8"]["macro_ap"]
+
+
+def test_unknown_method_is_refused(tiny_runs, tmp_path, capsys):
+    assert main(["--quick", "--output", str(tmp_path), "--methods", "dallmi_int4"]) == 2
+    assert "dallmi_onnx_int8" in capsys.readouterr().err
