@@ -49,7 +49,8 @@ def format_table(rows, methods):
     """A plain-text table: one line per method and keep, mean ± std over seeds."""
     summary = summarize(rows)
     keeps = sorted({k for _, k in summary})
-    header = f"{'method':<20} {'keep':>5} " + " ".join(f"{m:>15}" for m in METRICS) + \
+    width = max([len("method")] + [len(m) for m in methods])
+    header = f"{'method':<{width}} {'keep':>5} " + " ".join(f"{m:>15}" for m in METRICS) + \
         f" {'fit s':>7} {'seeds':>5} {'pairs':>5}"
     lines = [header, "-" * len(header)]
     for keep in keeps:
@@ -58,7 +59,7 @@ def format_table(rows, methods):
             if s is None:
                 continue
             cells = " ".join(f"{s[m][0]:>7.3f} ± {s[m][1]:.3f}" for m in METRICS)
-            lines.append(f"{method:<20} {keep:>5.1f} {cells} {s['fit_seconds'][0]:>7.0f} "
+            lines.append(f"{method:<{width}} {keep:>5.1f} {cells} {s['fit_seconds'][0]:>7.0f} "
                          f"{s['macro_ap'][2]:>5d} {s['macro_ap'][3]:>5d}")
         lines.append("")
     return "\n".join(lines).rstrip()
