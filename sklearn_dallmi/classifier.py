@@ -173,10 +173,11 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         fast scoring on CPUs, the module exported to ONNX with int8 weights
         (per output channel) and run by ONNX Runtime on the CPU (the
         ``onnx`` extra). The ONNX model is built from the fitted network on
-        the first prediction after a fit, a load or a change of this
-        parameter (seconds to tens of seconds) and is not saved: it is
-        rebuilt after ``from_pretrained`` or ``joblib.load``. Training is
-        unaffected. int8 moves the scores a little; its measured effect on
+        the first prediction after a fit or a load (seconds to tens of
+        seconds; switching back and forth reuses it) and is not saved: it
+        is rebuilt after ``from_pretrained`` or ``joblib.load``, and in
+        every process a fitted model is sent to. Its thread count is
+        torch's when it is built. Training is unaffected. int8 moves the scores a little; its measured effect on
         ranking and speed is on the benchmark page.
     device : str, default="auto"
         ``"auto"`` takes CUDA when available, else the CPU; or any torch
@@ -942,10 +943,9 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         if n_texts is not None and n_texts > 0:
             out = np.empty((n_texts, n_columns), dtype=dtype)
         parts = []
-        scorer = self._inference_scorer()
         for start, texts in text_chunks(X, _PREDICT_CHUNK):
             scores = self._logits(self.net_, tokenize(self.tokenizer_, texts, self.max_length),
-                                  scorer)
+                                  self._inference_scorer())
             scores -= self.proba_shift_
             scores[:, self.n_positives_ == 0] = -np.inf
             result = transform(scores)
@@ -1080,7 +1080,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         return macro_average_precision(Y, proba[:, 1] if binary else proba)
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: scikit-learn returns the instance's own __dict__ here.
+        state = dict(super().__getstate__())
         # An ONNX Runtime session does not pickle; the next prediction
         # rebuilds it.
         state.pop("_onnx_scorer", None)

@@ -4,8 +4,9 @@ The module is exported with torch's ONNX exporter (the ``torch.export``
 based one: the TorchScript exporter is deprecated and traced the attention
 mask of a BERT wrongly in our probes), its linear layers' weights are
 quantised to int8 per output channel by ONNX Runtime's dynamic quantisation
-(activations are quantised on the fly), and an ONNX Runtime session on the
-CPU computes the logits. Nothing is written to disk but a temporary folder.
+(activations are quantised on the fly; the embedding tables are stored in
+int8 too, ONNX Runtime's default), and an ONNX Runtime session on the CPU
+computes the logits. Nothing is written to disk but a temporary folder.
 """
 
 import copy
@@ -27,11 +28,14 @@ _EXTRA = "pip install 'sklearn-dallmi[onnx]'"
 
 def _import_onnxruntime():
     try:
+        import onnx  # noqa: F401
         import onnxruntime
+        import onnxscript  # noqa: F401
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
         raise ImportError(
-            f"inference='onnx-int8' needs onnxruntime, onnx and onnxscript ({_EXTRA}): {exc}"
+            f"inference='onnx-int8' needs onnxruntime, onnx and onnxscript ({_EXTRA}; or "
+            f"set_params(inference='torch')): {exc}"
         ) from exc
     return onnxruntime, quantize_dynamic, QuantType
 
@@ -121,7 +125,12 @@ class OnnxInt8Scorer:
 
 
 class _quiet:
-    """Raise the level of some loggers to ERROR for the duration of a block."""
+    """Raise the level of some loggers to ERROR for the duration of a block.
+
+    The root logger also gets a ``NullHandler`` if it has no handler, so
+    that a module-level ``logging.warning`` call inside the block (ONNX
+    Runtime's quantiser makes one) does not configure it for good.
+    """
 
     def __init__(self, *names):
         self.loggers = [logging.getLogger(None if n == "root" else n) for n in names]
@@ -130,7 +139,13 @@ class _quiet:
         self.levels = [logger.level for logger in self.loggers]
         for logger in self.loggers:
             logger.setLevel(logging.ERROR)
+        root = logging.getLogger()
+        self.handler = logging.NullHandler() if not root.handlers else None
+        if self.handler is not None:
+            root.addHandler(self.handler)
 
     def __exit__(self, *exc):
         for logger, level in zip(self.loggers, self.levels):
             logger.setLevel(level)
+        if self.handler is not None:
+            logging.getLogger().removeHandler(self.handler)

@@ -7,9 +7,6 @@ import pytest
 from sklearn_dallmi.benchmark import adaptation
 from sklearn_dallmi.benchmark.__main__ import main
 
-pytest.importorskip("onnxruntime")
-
-
 @pytest.fixture
 def tiny_runs(tiny_model_dir, monkeypatch):
     monkeypatch.setattr(adaptation, "truncated_encoder", lambda layers, cache_dir: tiny_model_dir)
@@ -24,6 +21,8 @@ def _rows(path):
 
 
 def test_int8_row_scores_the_fitted_dallmi_model_and_resumes(tiny_runs, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
     out = tmp_path / "run"
     args = ["--quick", "--no-progress", "--output", str(out)]
     assert main([*args, "--methods", "dallmi_onnx_int8", "dallmi"]) == 0
@@ -43,3 +42,16 @@ def test_int8_row_scores_the_fitted_dallmi_model_and_resumes(tiny_runs, tmp_path
 def test_unknown_method_is_refused(tiny_runs, tmp_path, capsys):
     assert main(["--quick", "--output", str(tmp_path), "--methods", "dallmi_int4"]) == 2
     assert "dallmi_onnx_int8" in capsys.readouterr().err
+
+
+def test_int8_row_without_onnxruntime(tiny_runs, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    args = ["--quick", "--no-progress", "--output", str(tmp_path)]
+    assert main([*args, "--methods", "dallmi_onnx_int8"]) == 2
+    assert "sklearn-dallmi[onnx]" in capsys.readouterr().err
+    monkeypatch.setattr(adaptation, "QUICK_METHODS", ("tfidf_logreg", "dallmi_onnx_int8"))
+    assert main(args) == 0
+    assert "dallmi_onnx_int8 left out" in capsys.readouterr().err
+    assert list(_rows(tmp_path / "results.csv")) == ["tfidf_logreg"]

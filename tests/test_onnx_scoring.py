@@ -93,6 +93,8 @@ def test_persistence_keeps_the_choice_but_not_the_session(fast, tmp_path, keywor
     texts = keyword_task.test.texts[:10]
     expected = fast.predict_proba(texts)
     assert b"onnxruntime" not in pickle.dumps(fast)
+    copy.deepcopy(fast)
+    assert "_onnx_scorer" in vars(fast)  # the original keeps its session
     joblib.dump(fast, tmp_path / "m.joblib")
     loaded = joblib.load(tmp_path / "m.joblib")
     assert loaded.inference == "onnx-int8" and "_onnx_scorer" not in vars(loaded)
@@ -116,11 +118,25 @@ def test_export_leaves_the_module_as_it_was_and_uses_torch_threads(fitted):
     assert scorer.logits([]).shape == (0, 3)
 
 
+def test_building_leaves_the_root_logger_unconfigured(fitted, monkeypatch):
+    import logging
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    level = root.level
+    ids = tokenize(fitted.tokenizer_, ["water on the road", "fire"], 16)
+    example, _ = pad_batch([(i, None) for i in ids], fitted.tokenizer_.pad_token_id)
+    OnnxInt8Scorer(fitted.net_.plain_module, example)
+    assert root.handlers == [] and root.level == level
+
+
 def test_missing_onnxruntime_is_reported_with_the_extra(fitted, monkeypatch):
     clf = copy.deepcopy(fitted).set_params(inference="onnx-int8")
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(ImportError, match=r"sklearn-dallmi\[onnx\]"):
-        clf.predict_proba(["water"])
+    for package in ("onnxruntime", "onnxscript"):
+        with monkeypatch.context() as m:
+            m.setitem(sys.modules, package, None)
+            with pytest.raises(ImportError, match=r"sklearn-dallmi\[onnx\].*inference='torch'"):
+                clf.predict_proba(["water"])
 
 
 def test_unknown_inference_is_a_value_error(fitted, keyword_task):

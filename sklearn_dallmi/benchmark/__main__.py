@@ -97,6 +97,17 @@ def main(argv=None):
             return 2
         methods = (tuple(m for m in known if m in args.methods) if args.methods
                    else QUICK_METHODS if args.quick else METHODS)
+        if "dallmi_onnx_int8" in methods:
+            from ..onnx_scoring import _import_onnxruntime
+
+            try:
+                _import_onnxruntime()
+            except ImportError as exc:
+                if args.methods:
+                    print(f"dallmi_onnx_int8: {exc}", file=sys.stderr)
+                    return 2
+                print(f"dallmi_onnx_int8 left out: {exc}", file=sys.stderr)
+                methods = tuple(m for m in methods if m != "dallmi_onnx_int8")
         runner = Runner(config, args.output, progress=not args.no_progress, methods=methods)
     except ValueError as exc:
         print(exc, file=sys.stderr)

@@ -45,7 +45,7 @@ VARIANTS = ("dallmi_onnx_int8",)
 model with ``inference="onnx-int8"``; its ``fit_seconds`` are the seconds to
 build the int8 model. Run on request (``--methods``) and in the quick mode."""
 QUICK_METHODS = tuple(m for m in METHODS if m != "setfit") + VARIANTS
-"""The quick mode leaves out SetFit, the one slow peer."""
+"""The quick mode leaves out SetFit, the one slow peer, and adds the int8 row."""
 # Rows that read no target label: scored once per pair and seed.
 _KEEP_INDEPENDENT = ("source_only", "oracle", "embeddings_logreg_source", "da_embeddings")
 COLUMNS = ("pair", "method", "keep", "seed", "macro_ap", "macro_f1", "micro_f1",
