@@ -177,8 +177,9 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         seconds; switching back and forth reuses it) and is not saved: it
         is rebuilt after ``from_pretrained`` or ``joblib.load``, and in
         every process a fitted model is sent to. Its thread count is
-        torch's when it is built. Training is unaffected. int8 moves the scores a little; its measured effect on
-        ranking and speed is on the benchmark page.
+        torch's when it is built. Training is unaffected. int8 moves the
+        scores a little; its measured effect on ranking and speed is on the
+        benchmark page.
     device : str, default="auto"
         ``"auto"`` takes CUDA when available, else the CPU; or any torch
         device string. A CUDA device where there is none falls back to the

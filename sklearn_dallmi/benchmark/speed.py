@@ -24,7 +24,6 @@ onnxscript are installed.
 import copy
 import functools
 import json
-import math
 import os
 import platform
 import statistics
@@ -156,8 +155,9 @@ def inference_throughput(model=None, n_texts=2000, batch_size=64, max_length=128
     result : dict
         ``{path}_texts_per_second`` for the paths ``predict_proba``,
         ``onnx_int8`` (``predict_proba`` with ``inference="onnx-int8"``;
-        None without onnxruntime, onnx and onnxscript, or off the CPU), ``best_loop``, ``padded_loop`` and
-        ``sentence_transformers`` (None when not installed); the ratios
+        None without onnxruntime, onnx and onnxscript, or off the CPU),
+        ``best_loop``, ``padded_loop`` and ``sentence_transformers`` (None
+        when not installed); the ratios
         ``speedup_vs_{reference}`` of ``predict_proba`` and
         ``onnx_int8_speedup_vs_{reference}`` of the int8 path;
         ``onnx_int8_build_seconds`` (export, quantisation and session).
@@ -198,17 +198,19 @@ def inference_throughput(model=None, n_texts=2000, batch_size=64, max_length=128
     for _ in range(rounds):
         for name, path in paths.items():
             times[name].append(_timed(path))
-    seconds = {name: statistics.median(times.get(name) or [math.nan]) for name in _PATHS}
+    seconds = {name: statistics.median(t) for name, t in times.items()}
+
+    def ratio(reference, path):
+        ok = reference in seconds and path in seconds
+        return seconds[reference] / seconds[path] if ok else None
+
     for name in _PATHS:
-        result[f"{name}_texts_per_second"] = (None if name not in paths
-                                              else len(texts) / seconds[name])
-    for fast_path, prefix in (("predict_proba", ""), ("onnx_int8", "onnx_int8_")):
+        result[f"{name}_texts_per_second"] = (len(texts) / seconds[name]
+                                              if name in seconds else None)
+    for path, prefix in (("predict_proba", ""), ("onnx_int8", "onnx_int8_")):
         for reference in _REFERENCES:
-            ok = fast_path in paths and reference in paths
-            result[f"{prefix}speedup_vs_{reference}"] = (
-                seconds[reference] / seconds[fast_path] if ok else None)
-    result["onnx_int8_speedup_vs_predict_proba"] = (
-        seconds["predict_proba"] / seconds["onnx_int8"] if "onnx_int8" in paths else None)
+            result[f"{prefix}speedup_vs_{reference}"] = ratio(reference, path)
+    result["onnx_int8_speedup_vs_predict_proba"] = ratio("predict_proba", "onnx_int8")
     result.update(inference_texts=len(texts), inference_batch_size=batch_size,
                   inference_max_length=max_length, inference_rounds=rounds)
     return result
