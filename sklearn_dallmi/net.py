@@ -262,6 +262,16 @@ class DALLMiNet(NeuralNet):
             for term, value in zip(LOSS_TERMS, terms.tolist()):
                 self.history.record_batch(f"train_{term}", value)
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # Pinned memory only serves CUDA: a network trained on a GPU and
+        # loaded where skorch falls back to the CPU would warn at every
+        # prediction's DataLoader.
+        if torch.device(self.device or "cpu").type != "cuda":
+            for name in ("iterator_train__pin_memory", "iterator_valid__pin_memory"):
+                if name in vars(self):
+                    vars(self)[name] = False
+
 
 class AcceleratedDALLMiNet(AccelerateMixin, DALLMiNet):
     """:class:`DALLMiNet` trained through Hugging Face Accelerate.

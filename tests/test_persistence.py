@@ -525,7 +525,10 @@ def test_fake_cuda_pickle_needs_a_device_map():
 def test_joblib_round_trip_of_a_gpu_model_on_a_cpu_machine(_fitted):
     est = copy.deepcopy(_fitted).set_params(device="auto")
     expected = est.predict_proba(NEW_TEXTS)
-    est.net_.device = "cuda"  # as if trained on a GPU; tensors tagged below
+    # As if trained on a GPU (pinned loaders included); tensors tagged below.
+    est.net_.device = "cuda"
+    vars(est.net_).update(est._net_params("cuda"))
+    assert est.net_.iterator_valid__pin_memory
     blob = _dump_as_if_on_cuda(est)
     with mock.patch("torch.cuda.is_available", return_value=False):
         with warnings.catch_warnings(record=True) as caught:
@@ -535,7 +538,11 @@ def test_joblib_round_trip_of_a_gpu_model_on_a_cpu_machine(_fitted):
         assert torch.device(loaded.net_.device) == torch.device("cpu")
         assert loaded.device_ == "cpu"
         assert {p.device.type for p in loaded.net_.module_.parameters()} == {"cpu"}
-        assert_array_equal(loaded.predict_proba(NEW_TEXTS), expected)
+        assert not loaded.net_.iterator_train__pin_memory
+        assert not loaded.net_.iterator_valid__pin_memory
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "pin_memory ... no accelerator" at predict
+            assert_array_equal(loaded.predict_proba(NEW_TEXTS), expected)
         loaded.partial_fit(TEXTS, Y)
 
 
