@@ -2,6 +2,7 @@
 
 import copy
 import functools
+import inspect
 import json
 import math
 import numbers
@@ -1087,6 +1088,14 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         # rebuilds it.
         state.pop("_onnx_scorer", None)
         return state
+
+    def __setstate__(self, state):
+        # A pickle from an earlier release lacks the parameters added since:
+        # they take their defaults, as they do in from_pretrained.
+        defaults = {name: p.default for name, p in
+                    inspect.signature(type(self).__init__).parameters.items()
+                    if p.default is not inspect.Parameter.empty}
+        super().__setstate__({**defaults, **state})
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

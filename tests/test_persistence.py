@@ -554,6 +554,18 @@ def test_joblib_round_trip_on_cpu(_fitted):
     assert_array_equal(loaded.predict_proba(NEW_TEXTS), _fitted.predict_proba(NEW_TEXTS))
 
 
+def test_joblib_pickle_of_an_earlier_release_takes_new_parameters_defaults(_fitted):
+    est = copy.deepcopy(_fitted)
+    del est.inference  # a parameter added after the release that pickled it
+    blob = io.BytesIO()
+    joblib.dump(est, blob)
+    blob.seek(0)
+    loaded = joblib.load(blob)
+    assert loaded.inference == "torch"
+    assert clone(loaded).get_params() == clone(_fitted).get_params()
+    assert_array_equal(loaded.predict_proba(NEW_TEXTS), _fitted.predict_proba(NEW_TEXTS))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_real_cuda_model_loads_on_cpu(_tiny_dir, tmp_path):
     est = _fit(_tiny_dir, device="cuda")
