@@ -173,3 +173,25 @@ def test_missing_package_says_how_to_install(name, package, cell, tiny_model_dir
     with pytest.raises(ImportError, match=package) as info:
         _run(name, cell, tiny_model_dir)
     assert 'pip install -e ".[benchmark]"' in str(info.value)
+
+
+def test_peers_fit_with_one_blas_thread_and_restore_it(cell, tiny_model_dir, monkeypatch):
+    # NumPy's BLAS threads beside torch's OpenMP ones made the embedding
+    # peers several times slower: their regressions run on one BLAS thread.
+    import threadpoolctl
+
+    seen = []
+    fit = peers.LogisticRegression.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.append({p["num_threads"] for p in threadpoolctl.threadpool_info()
+                     if p["user_api"] == "blas"})
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(peers.LogisticRegression, "fit", recording_fit)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        _run("pu_embeddings", cell, tiny_model_dir, n_estimators=2)
+        after = {p["num_threads"] for p in threadpoolctl.threadpool_info()
+                 if p["user_api"] == "blas"}
+    assert seen and all(threads == {1} for threads in seen)
+    assert after == {2}
