@@ -1090,8 +1090,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state):
-        # A pickle from an earlier release lacks the parameters added since:
-        # they take their defaults, as they do in from_pretrained.
+        # A pickle from an earlier version lacks the constructor parameters
+        # added since: they take their defaults, as in from_pretrained.
         defaults = {name: p.default for name, p in
                     inspect.signature(type(self).__init__).parameters.items()
                     if p.default is not inspect.Parameter.empty}

@@ -267,7 +267,7 @@ class DALLMiNet(NeuralNet):
         # Pinned memory only serves CUDA: a network trained on a GPU and
         # loaded where skorch falls back to the CPU would warn at every
         # prediction's DataLoader.
-        if torch.device(self.device or "cpu").type != "cuda":
+        if torch.device(self.device).type != "cuda":
             for name in ("iterator_train__pin_memory", "iterator_valid__pin_memory"):
                 if name in vars(self):
                     vars(self)[name] = False

@@ -541,7 +541,7 @@ def test_joblib_round_trip_of_a_gpu_model_on_a_cpu_machine(_fitted):
         assert not loaded.net_.iterator_train__pin_memory
         assert not loaded.net_.iterator_valid__pin_memory
         with warnings.catch_warnings():
-            warnings.simplefilter("error")  # no "pin_memory ... no accelerator" at predict
+            warnings.filterwarnings("error", message=".*pin_memory")
             assert_array_equal(loaded.predict_proba(NEW_TEXTS), expected)
         loaded.partial_fit(TEXTS, Y)
 
@@ -554,9 +554,9 @@ def test_joblib_round_trip_on_cpu(_fitted):
     assert_array_equal(loaded.predict_proba(NEW_TEXTS), _fitted.predict_proba(NEW_TEXTS))
 
 
-def test_joblib_pickle_of_an_earlier_release_takes_new_parameters_defaults(_fitted):
+def test_joblib_pickle_of_an_earlier_version_takes_new_parameters_defaults(_fitted):
     est = copy.deepcopy(_fitted)
-    del est.inference  # a parameter added after the release that pickled it
+    del est.inference  # a parameter added after the version that pickled it
     blob = io.BytesIO()
     joblib.dump(est, blob)
     blob.seek(0)
