@@ -433,8 +433,9 @@ def run_peer(name, X_src, Y_src, X_tgt, Y_part, X_test, seed=0, cache_dir=None, 
     Y_part = np.asarray(Y_part).astype(int)
     X_src, X_tgt, X_test = list(X_src), list(X_tgt), list(X_test)
     # scikit-learn's regressions here are small: beside torch's OpenMP
-    # threads, NumPy's multi-threaded BLAS made pu_embeddings 5 to 9 times
-    # slower for the same output. torch's own BLAS (MKL) is not affected.
+    # threads, NumPy's multi-threaded BLAS made pu_embeddings 7 times
+    # slower (55 s a cell against 8 s) for the same output. torch's own
+    # BLAS (MKL) is not affected.
     with threadpoolctl.threadpool_limits(1, user_api="blas"):
         return _run_peer(name, X_src, Y_src, X_tgt, Y_part, X_test, seed, cache_dir, model_dir,
                          max_length, settings)
