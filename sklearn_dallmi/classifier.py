@@ -2,7 +2,6 @@
 
 import copy
 import functools
-import inspect
 import json
 import math
 import numbers
@@ -1092,10 +1091,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
     def __setstate__(self, state):
         # A pickle from an earlier version lacks the constructor parameters
         # added since: they take their defaults, as in from_pretrained.
-        defaults = {name: p.default for name, p in
-                    inspect.signature(type(self).__init__).parameters.items()
-                    if p.default is not inspect.Parameter.empty}
-        super().__setstate__({**defaults, **state})
+        super().__setstate__({**type(self)().get_params(deep=False), **state})
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
