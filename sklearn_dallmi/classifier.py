@@ -483,16 +483,36 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             net.plain_module.freeze(self.frozen_layers)
             ids = tokenize(tokenizer, texts, self.max_length)
             train_ids, Y_train = [ids[i] for i in train], Y[train]
-            # The previous model's probabilities: what the anchor keeps and
-            # where the prior estimate starts.
-            before = expit(self._logits(net, train_ids)) if continuing and pu.any() else None
-            if not continuing and not self._reuse_head(net.plain_module, model):
-                self._probe(net, train_ids, Y_train, pu, np.ones_like(pu))
-            elif continuing and (pu & ~self.pu_labels_).any():
+            if not continuing:
+                probed = None if self._reuse_head(net.plain_module, model) else np.ones_like(pu)
+            else:
                 # A new stage (the source -> target flow): the labels that
                 # turned PU start from a probe on the new texts, pulled
                 # toward the head they had.
-                self._probe(net, train_ids, Y_train, pu, pu & ~self.pu_labels_, anchored=True)
+                probed = pu & ~self.pu_labels_ if (pu & ~self.pu_labels_).any() else None
+            probing = probed is not None and self.probe_C is not None
+            # One pass of the frozen encoder serves the probe and the
+            # previous model's probabilities (what the anchor keeps and where
+            # the prior estimate starts).
+            if probing or continuing and pu.any():
+                features, order = self._features(net, train_ids)
+            before = None
+            if continuing and pu.any():
+                # The head over the batches of inference, as net.forward
+                # would: the same probabilities to the last bit.
+                head, size = net.plain_module.head, net.iterator_valid__batch_size
+                before = np.empty(Y_train.shape)
+                with torch.inference_mode(), net.autocast():
+                    logits = torch.cat([head(part) for part in features.split(size)])
+                before[order] = expit(logits.float().double().cpu().numpy())
+                if probing:
+                    # Each pass over a DataLoader draws its base seed from
+                    # torch's generator, and the training below depends on
+                    # that stream: draw for the pass saved, so that a fit
+                    # gives what it gave with two passes.
+                    torch.empty((), dtype=torch.int64).random_()
+            if probing:
+                self._probe(net, features, Y_train[order], pu, probed, anchored=continuing)
             weights = np.zeros(Y.shape[1], dtype=np.float32)
             if before is not None and self.anchor > 0:
                 weights[pu] = self.anchor / (self.anchor + (Y_train[:, pu] == 1).sum(axis=0))
@@ -628,16 +648,20 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         module.load_state_dict(persistence.section(tensors, "module"), strict=False)
         return True
 
-    def _probe(self, net, ids, Y, pu, labels, anchored=False):
+    @staticmethod
+    def _features(net, ids):
+        """The pooled vectors of token ids, longest text first, and that order."""
+        order = length_order(ids)
+        return net.features(TokenizedDataset([ids[i] for i in order])), order
+
+    def _probe(self, net, features, Y, pu, labels, anchored=False):
         """Fit the head rows of ``labels`` on the frozen encoder's pooled vectors.
+
+        ``features`` and ``Y`` have one row per text, in the same order.
 
         The linear probe of LP-FT; ``anchored`` pulls it toward the current
         head instead of zero.
         """
-        if self.probe_C is None:
-            return
-        order = length_order(ids)
-        features = net.features(TokenizedDataset([ids[i] for i in order]))
         head = net.plain_module.head
         C = np.full(Y.shape[1], float(self.probe_C))
         if anchored:
@@ -646,7 +670,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             n = (Y == 1).sum(axis=0)
             C *= n / (n + self.anchor) if self.anchor > 0 else 1.0
         weight, bias = fit_linear_probe(
-            features, torch.from_numpy(Y[order]), torch.from_numpy(pu), C=torch.from_numpy(C),
+            features, torch.from_numpy(Y), torch.from_numpy(pu), C=torch.from_numpy(C),
             anchor=(head.weight, head.bias) if anchored else None)
         rows = torch.from_numpy(labels).to(head.bias.device)
         with torch.no_grad():

@@ -56,3 +56,32 @@ def test_int8_row_without_onnxruntime(tiny_runs, tmp_path, capsys, monkeypatch):
     assert main(args) == 0
     assert "dallmi_onnx_int8 left out" in capsys.readouterr().err
     assert list(_rows(tmp_path / "results.csv")) == ["tfidf_logreg"]
+
+
+def test_processes_side_by_side_give_the_rows_of_one_process(tiny_runs, tmp_path):
+    # Two pairs run in two processes: the same cells and figures as in one
+    # process, each row written once, and a second run finds nothing to do.
+    pairs = ["--pairs", "news->direct", "direct->news", "--methods", "source_only", "dallmi",
+             "tfidf_logreg"]
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert main(["--quick", "--no-progress", "--output", str(serial), *pairs]) == 0
+    assert main(["--quick", "--no-progress", "--output", str(parallel), "--n-jobs", "2",
+                 *pairs]) == 0
+
+    def cells(path):
+        with open(path / "results.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        return {(r["pair"], r["method"]): float(r["macro_ap"]) for r in rows}, len(rows)
+
+    (expected, n), (got, m) = cells(serial), cells(parallel)
+    assert n == m == 6 and got.keys() == expected.keys()
+    assert got == pytest.approx(expected, abs=1e-6)
+    before = (parallel / "results.csv").read_text()
+    assert main(["--quick", "--no-progress", "--output", str(parallel), "--n-jobs", "2",
+                 *pairs]) == 0
+    assert (parallel / "results.csv").read_text() == before
+
+
+def test_n_jobs_below_one_is_refused(tiny_runs, tmp_path, capsys):
+    assert main(["--quick", "--output", str(tmp_path), "--n-jobs", "0"]) == 2
+    assert "--n-jobs" in capsys.readouterr().err

@@ -31,6 +31,10 @@ def _parser():
     p.add_argument("--param", nargs="+", default=[], metavar="NAME=VALUE",
                    help="estimator parameters for every neural row (tuning), e.g. probe_C=1")
     p.add_argument("--methods", nargs="+", help="run only these methods")
+    p.add_argument("--n-jobs", type=int, default=1, metavar="N",
+                   help="adaptation: processes running pairs and seeds side by side, each on "
+                   "an equal share of the CPU threads (default: 1); see the results page for "
+                   "what 2 bought on 2 CPU cores")
     p.add_argument("--device", default="auto", help="speed: torch device (default: auto)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
@@ -108,7 +112,10 @@ def main(argv=None):
                     return 2
                 print(f"dallmi_onnx_int8 left out: {exc}", file=sys.stderr)
                 methods = tuple(m for m in methods if m != "dallmi_onnx_int8")
-        runner = Runner(config, args.output, progress=not args.no_progress, methods=methods)
+        if args.n_jobs < 1:
+            raise ValueError(f"--n-jobs must be at least 1, got {args.n_jobs}")
+        runner = Runner(config, args.output, progress=not args.no_progress, methods=methods,
+                        n_jobs=args.n_jobs)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

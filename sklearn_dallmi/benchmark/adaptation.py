@@ -17,20 +17,24 @@ estimator parameters for the variant being measured.
 import copy
 import csv
 import dataclasses
+import io
 import json
 import os
 import shutil
+import threading
 import time
 import warnings
 
 import joblib
 import numpy as np
+from scipy.special import expit
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 
+from .._validation import check_threshold
 from ..classifier import DALLMiClassifier
 from ..datasets import hide_positives, load_disaster_messages
 from ..metrics import binarized_average_precision, macro_average_precision
@@ -109,7 +113,7 @@ def truncated_encoder(layers, cache_dir):
         return path
     model.encoder.layer = model.encoder.layer[:layers]
     model.config.num_hidden_layers = layers
-    tmp = path + ".tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"
     model.save_pretrained(tmp)
     AutoTokenizer.from_pretrained(source).save_pretrained(tmp)
     write_checkpoint_pooling(tmp, *checkpoint_pooling(source), model.config.hidden_size)
@@ -152,13 +156,19 @@ def evaluate(Y_true, proba, pred):
 
 
 class Runner:
-    """Runs the cells of a configuration, appending results as they finish."""
+    """Runs the cells of a configuration, appending results as they finish.
 
-    def __init__(self, config, output, progress=True, methods=METHODS):
+    With ``n_jobs > 1``, that many processes (joblib's) each run whole pairs
+    and seeds (a source model with every share and method), on an equal
+    share of the CPU threads.
+    """
+
+    def __init__(self, config, output, progress=True, methods=METHODS, n_jobs=1):
         self.config = config
         self.output = output
         self.progress = progress
         self.methods = methods
+        self.n_jobs = n_jobs
         os.makedirs(os.path.join(output, "cache"), exist_ok=True)
         self.results_path = os.path.join(output, "results.csv")
         self._check_config()
@@ -186,16 +196,24 @@ class Runner:
             return {(r["pair"], r["method"], float(r["keep"]), int(r["seed"])): r
                     for r in csv.DictReader(f)}
 
-    def _write(self, row):
-        new = not os.path.exists(self.results_path)
-        with open(self.results_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            if new:
-                writer.writeheader()
+    def _write(self, row=None):
+        """Append ``row`` to results.csv, after the header if the file is new.
+
+        One write call per row, so that processes appending at once do not
+        interleave; without a row, only the header of a new file.
+        """
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=COLUMNS)
+        if not os.path.exists(self.results_path):
+            writer.writeheader()
+        if row is not None:
             writer.writerow(row)
+        with open(self.results_path, "a", newline="") as f:
+            f.write(text.getvalue())
             f.flush()
             os.fsync(f.fileno())
-        self.done[(row["pair"], row["method"], float(row["keep"]), int(row["seed"]))] = row
+        if row is not None:
+            self.done[(row["pair"], row["method"], float(row["keep"]), int(row["seed"]))] = row
 
     def cells(self):
         c = self.config
@@ -211,8 +229,11 @@ class Runner:
                                 frozen_layers=self.config.frozen_layers,
                                 **{**self.config.params, **params})
 
+    def _source_path(self, source, seed):
+        return os.path.join(self.output, "cache", f"source-{source}-seed{seed}.joblib")
+
     def _source_model(self, source, seed, texts, Y):
-        path = os.path.join(self.output, "cache", f"source-{source}-seed{seed}.joblib")
+        path = self._source_path(source, seed)
         if os.path.exists(path):
             return joblib.load(path)
         start = time.perf_counter()
@@ -221,8 +242,9 @@ class Runner:
             warnings.simplefilter("ignore", UserWarning)
             clf.fit(texts, Y)
         clf.source_fit_seconds_ = time.perf_counter() - start
-        joblib.dump(clf, path + ".tmp")
-        os.replace(path + ".tmp", path)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        joblib.dump(clf, tmp)
+        os.replace(tmp, path)
         return clf
 
     def _adapt(self, source_clf, texts, Y, seed, **params):
@@ -248,16 +270,66 @@ class Runner:
         todo = self.todo()
         if not todo:
             return list(self.done.values())
-        data = load_disaster_messages()
         self.encoder = truncated_encoder(self.config.layers, os.path.join(self.output, "cache"))
+        units = {}
+        for source, target, keep, seed, method in todo:
+            units.setdefault((source, target, seed), {}).setdefault(keep, []).append(method)
         bar = _progress(len(todo), self.progress)
-        groups = {}
-        for cell in todo:
-            groups.setdefault(cell[:4], []).append(cell[4])
-        for (source, target, keep, seed), methods in groups.items():
-            self._run_group(data, source, target, keep, seed, methods, bar)
+        if self.n_jobs == 1 or len(units) == 1:
+            data = load_disaster_messages()
+            for unit, groups in units.items():
+                self._run_unit(unit, groups, bar, data)
+        else:
+            self._write()  # the header, before the processes append
+            # The source models first, so that two pairs from one source do
+            # not both fit it.
+            sources = {}
+            for (source, target, seed), groups in units.items():
+                if any(m in NEURAL + VARIANTS for methods in groups.values() for m in methods):
+                    sources.setdefault((source, seed), (source, target, seed))
+            joblib.Parallel(n_jobs=self.n_jobs)(
+                joblib.delayed(self._fit_source)(unit) for unit in sources.values())
+
+            def n_rows():
+                with open(self.results_path) as f:
+                    return sum(1 for _ in f) - 1
+
+            n_before = n_rows()
+            stop = threading.Event()
+
+            def follow():  # the processes' rows, as they land
+                while not stop.wait(5):
+                    bar.update(n_rows() - n_before - bar.n)
+
+            thread = threading.Thread(target=follow, daemon=True)
+            thread.start()
+            try:
+                joblib.Parallel(n_jobs=self.n_jobs)(
+                    joblib.delayed(self._run_unit)(unit, groups) for unit, groups in units.items())
+            finally:
+                stop.set()
+                thread.join()
+            self.done = self._read_done()
+            bar.update(n_rows() - n_before - bar.n)
         bar.close()
         return list(self.done.values())
+
+    def _fit_source(self, unit):
+        """Fit and cache the source model of a pair and seed, unless cached."""
+        source, target, seed = unit
+        if os.path.exists(self._source_path(source, seed)):
+            return
+        data = load_disaster_messages()
+        src, _, _ = split_pair(data, source, target, self.config, seed)
+        self._source_model(source, seed, data.texts[src].tolist(), data.Y[src])
+
+    def _run_unit(self, unit, groups, bar=None, data=None):
+        """Every share and method of one pair and seed; the rows go to results.csv."""
+        source, target, seed = unit
+        data = data if data is not None else load_disaster_messages()
+        bar = bar if bar is not None else _progress(0, False)
+        for keep, methods in groups.items():
+            self._run_group(data, source, target, keep, seed, methods, bar)
 
     def _run_group(self, data, source, target, keep, seed, methods, bar):
         pair = f"{source}->{target}"
@@ -307,8 +379,11 @@ class Runner:
                 fit_seconds = time.perf_counter() - start
                 if method == "source_only":
                     fit_seconds = source_clf.source_fit_seconds_
-                proba = clf.predict_proba(X_test)
-                pred = clf.predict(X_test)
+                # predict's rule (probabilities >= threshold, in float64)
+                # on the same pass over the test texts; the probabilities in
+                # float64 too, whatever proba_dtype is.
+                proba = expit(clf.decision_function(X_test))
+                pred = (proba >= check_threshold(clf.threshold, proba.shape[1])).astype(int)
             row = {"pair": pair, "method": method, "keep": keep, "seed": seed,
                    **evaluate(Y_test, proba, pred), "fit_seconds": round(fit_seconds, 2)}
             self._write(row)

@@ -370,8 +370,11 @@ def _setfit_peer(X_train, Y_train, X_test, model_dir, max_length, max_steps, bat
         train = Dataset.from_dict({"text": list(X_train),
                                    "label": Y_train[:, learnable].astype(int).tolist()})
         setfit.Trainer(model=model, args=args, train_dataset=train).train()
-        proba[:, learnable] = np.asarray(model.predict_proba(list(X_test), as_numpy=True))
-        pred[:, learnable] = np.asarray(model.predict(list(X_test), as_numpy=True))
+        # SetFitModel.predict_proba and .predict each encode the texts, then
+        # call the head: encode once, call the head for both.
+        embeddings = model.encode(list(X_test))
+        proba[:, learnable] = np.asarray(model.model_head.predict_proba(embeddings))
+        pred[:, learnable] = np.asarray(model.model_head.predict(embeddings))
     return proba, pred
 
 
