@@ -489,7 +489,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
                 # A new stage (the source -> target flow): the labels that
                 # turned PU start from a probe on the new texts, pulled
                 # toward the head they had.
-                probed = pu & ~self.pu_labels_ if (pu & ~self.pu_labels_).any() else None
+                turned = pu & ~self.pu_labels_
+                probed = turned if turned.any() else None
             probing = probed is not None and self.probe_C is not None
             # One pass of the frozen encoder serves the probe and the
             # previous model's probabilities (what the anchor keeps and where
@@ -504,7 +505,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
                 before = np.empty(Y_train.shape)
                 with torch.inference_mode(), net.autocast():
                     logits = torch.cat([head(part) for part in features.split(size)])
-                before[order] = expit(logits.float().double().cpu().numpy())
+                before[order] = expit(logits.double().cpu().numpy())
                 if probing:
                     # Each pass over a DataLoader draws its base seed from
                     # torch's generator, and the training below depends on

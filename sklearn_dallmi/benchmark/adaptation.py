@@ -17,6 +17,7 @@ estimator parameters for the variant being measured.
 import copy
 import csv
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -276,9 +277,8 @@ class Runner:
             units.setdefault((source, target, seed), {}).setdefault(keep, []).append(method)
         bar = _progress(len(todo), self.progress)
         if self.n_jobs == 1 or len(units) == 1:
-            data = load_disaster_messages()
             for unit, groups in units.items():
-                self._run_unit(unit, groups, bar, data)
+                self._run_unit(unit, groups, bar)
         else:
             self._write()  # the header, before the processes append
             # The source models first, so that two pairs from one source do
@@ -319,14 +319,14 @@ class Runner:
         source, target, seed = unit
         if os.path.exists(self._source_path(source, seed)):
             return
-        data = load_disaster_messages()
+        data = _disaster_messages()
         src, _, _ = split_pair(data, source, target, self.config, seed)
         self._source_model(source, seed, data.texts[src].tolist(), data.Y[src])
 
-    def _run_unit(self, unit, groups, bar=None, data=None):
+    def _run_unit(self, unit, groups, bar=None):
         """Every share and method of one pair and seed; the rows go to results.csv."""
         source, target, seed = unit
-        data = data if data is not None else load_disaster_messages()
+        data = _disaster_messages()
         bar = bar if bar is not None else _progress(0, False)
         for keep, methods in groups.items():
             self._run_group(data, source, target, keep, seed, methods, bar)
@@ -388,6 +388,12 @@ class Runner:
                    **evaluate(Y_test, proba, pred), "fit_seconds": round(fit_seconds, 2)}
             self._write(row)
             bar.update(1)
+
+
+@functools.lru_cache(maxsize=1)
+def _disaster_messages():
+    """The data set, read once per process."""
+    return load_disaster_messages()
 
 
 def _tfidf_logreg(texts, Y):
