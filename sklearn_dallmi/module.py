@@ -135,7 +135,7 @@ class EncoderClassifier(nn.Module):
             encoder call over twice the rows.
         """
         if partner is None:
-            return self.head(self.dropout(self.pool(input_ids, attention_mask)))
+            return self._head(self.pool(input_ids, attention_mask))
         emb = self.encoder.get_input_embeddings()(input_ids)
         g = gamma.to(emb.dtype).view(-1, 1, 1)
         mixed = g * emb[partner] + (1 - g) * emb
@@ -144,5 +144,11 @@ class EncoderClassifier(nn.Module):
             attention_mask=torch.cat([attention_mask, mask]),
             inputs_embeds=torch.cat([emb, mixed]),
         )
-        logits = self.head(self.dropout(pooled))
+        logits = self._head(pooled)
         return logits[: len(input_ids)], logits[len(input_ids):]
+
+    def _head(self, pooled):
+        # In float32 under autocast too: bfloat16 logits keep 8 bits of
+        # mantissa, which ties scores and costs ranking.
+        with torch.autocast(pooled.device.type, enabled=False):
+            return self.head(self.dropout(pooled.float()))

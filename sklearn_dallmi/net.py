@@ -179,8 +179,13 @@ class DALLMiNet(NeuralNet):
     of the training iterator carries the MixUp partners. Its history records
     the loss terms ``train_variational``, ``train_mixup`` and ``train_bce``
     per batch and epoch and, with a validation set, ``valid_loss`` (without
-    MixUp) and ``valid_macro_ap``.
+    MixUp) and ``valid_macro_ap``. ``precision`` is the estimator's (see
+    :meth:`autocast`).
     """
+
+    def __init__(self, module, *args, precision="auto", **kwargs):
+        super().__init__(module, *args, **kwargs)
+        self.precision = precision
 
     def get_default_callbacks(self):
         return [
@@ -202,9 +207,12 @@ class DALLMiNet(NeuralNet):
         return getattr(self.module_, "_orig_mod", self.module_)
 
     def autocast(self):
-        """bf16 autocast on CUDA; nothing elsewhere."""
-        if torch.device(self.device or "cpu").type == "cuda":
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        """bf16 autocast on CUDA (``precision="auto"``) or on any device (``"bf16"``)."""
+        kind = torch.device(self.device or "cpu").type
+        # Networks pickled before ``precision`` existed ran as "auto".
+        precision = getattr(self, "precision", "auto")
+        if precision == "bf16" or precision == "auto" and kind == "cuda":
+            return torch.autocast(device_type=kind, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def features(self, dataset):

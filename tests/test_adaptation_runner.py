@@ -85,3 +85,16 @@ def test_processes_side_by_side_give_the_rows_of_one_process(tiny_runs, tmp_path
 def test_n_jobs_below_one_is_refused(tiny_runs, tmp_path, capsys):
     assert main(["--quick", "--output", str(tmp_path), "--n-jobs", "0"]) == 2
     assert "--n-jobs" in capsys.readouterr().err
+
+
+def test_a_run_resumes_only_its_own_configuration(tiny_runs, tmp_path, capsys):
+    args = ["--quick", "--no-progress", "--output", str(tmp_path), "--methods", "tfidf_logreg"]
+    assert main(args) == 0
+    assert main([*args, "--set", "precision=bf16"]) == 2
+    assert "another configuration" in capsys.readouterr().err
+    # A run written before a field existed held that field's default.
+    config = tmp_path / "config.json"
+    config.write_text(config.read_text().replace('"precision": "float32",', ""))
+    assert "precision" not in config.read_text()
+    assert main(args) == 0
+    assert main([*args, "--set", "precision=bf16"]) == 2

@@ -88,6 +88,26 @@ def test_peer_output_contract(name, cell, tiny_model_dir):
     np.testing.assert_allclose(again[0], proba, atol=1e-6)
 
 
+def test_setfit_in_bf16_runs_under_autocast(cell, tiny_model_dir, monkeypatch):
+    import torch
+    from transformers import BertModel
+
+    seen = []
+    forward = BertModel.forward
+
+    def spy(module, *args, **kwargs):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return forward(module, *args, **kwargs)
+
+    monkeypatch.setattr(BertModel, "forward", spy)
+    proba, pred = _run("setfit", cell, tiny_model_dir, precision="bf16")
+    assert seen and all(seen)
+    assert proba.shape == pred.shape == (20, 3) and np.isfinite(proba).all()
+    seen.clear()
+    _run("setfit", cell, tiny_model_dir)  # float32 by default
+    assert seen and not any(seen)
+
+
 @pytest.mark.parametrize("name", PEERS)
 def test_label_without_positive_gets_zero(name, cell, tiny_model_dir):
     # Label 2 has no positive in the source; its target column is all -1:

@@ -157,6 +157,104 @@ def test_net_autocast_is_bf16_cuda_on_cuda(fitted, monkeypatch):
     assert ctx.device == "cuda" and ctx.fast_dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize("precision, device, expected", [
+    ("auto", "cpu", None), ("auto", "cuda", "cuda"), ("bf16", "cpu", "cpu"),
+    ("bf16", "cuda", "cuda"), ("float32", "cpu", None), ("float32", "cuda", None)])
+def test_net_autocast_follows_precision(fitted, precision, device, expected):
+    net = copy.deepcopy(fitted.net_)
+    vars(net).update(precision=precision, device=device)  # nothing runs on it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ctx = net.autocast()
+    if expected is None:
+        assert isinstance(ctx, contextlib.nullcontext)
+    else:
+        assert isinstance(ctx, torch.autocast)
+        assert ctx.device == expected and ctx.fast_dtype == torch.bfloat16
+
+
+def test_a_network_pickled_before_precision_existed_runs_as_auto(fitted):
+    net = copy.deepcopy(fitted.net_)
+    del vars(net)["precision"]
+    assert isinstance(net.autocast(), contextlib.nullcontext)
+
+
+def test_bf16_on_the_cpu_trains_and_predicts_under_autocast(tiny_model_dir, keyword_task,
+                                                             monkeypatch):
+    tr = keyword_task.train
+    seen = []
+    forward = classifier_module.EncoderClassifier.forward
+
+    def spy(module, *args, **kwargs):
+        seen.append(torch.is_autocast_enabled("cpu") and
+                    torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return forward(module, *args, **kwargs)
+
+    monkeypatch.setattr(classifier_module.EncoderClassifier, "forward", spy)
+    clf = DALLMiClassifier(model=tiny_model_dir, precision="bf16", **FAST)
+    clf.fit(tr.texts[:32], tr.Y_partial[:32])
+    n_fit = len(seen)
+    proba = clf.predict_proba(keyword_task.test.texts[:10])
+    assert n_fit > 0 and len(seen) > n_fit and all(seen)
+    assert proba.dtype == np.float64 and np.isfinite(proba).all()
+    assert next(clf.net_.module_.parameters()).dtype == torch.float32
+    # The same fit in float32 runs without autocast and gives other scores.
+    seen.clear()
+    ref = DALLMiClassifier(model=tiny_model_dir, precision="float32", **FAST)
+    ref.fit(tr.texts[:32], tr.Y_partial[:32])
+    assert seen and not any(seen)
+    assert not np.allclose(ref.predict_proba(keyword_task.test.texts[:10]), proba, atol=1e-7)
+
+
+def test_the_head_stays_float32_under_bf16_autocast(fitted, keyword_task):
+    # bfloat16 logits (8 bits of mantissa) would tie scores and cost ranking.
+    module = copy.deepcopy(fitted.net_.plain_module).eval()
+    ids = tokenize(fitted.tokenizer_, keyword_task.test.texts[:6], 24)
+    x = fitted.net_.get_iterator(TokenizedDataset(ids), training=False)
+    batch = next(iter(x))[0]
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = module(batch["input_ids"], batch["attention_mask"])
+        pooled = module.pool(batch["input_ids"], batch["attention_mask"])
+    with torch.inference_mode():
+        expected = module.head(pooled.float())
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_precision_set_after_the_fit_applies_to_prediction(fitted, keyword_task):
+    clf = copy.deepcopy(fitted)
+    texts = keyword_task.test.texts[:10]
+    float32 = clf.predict_proba(texts)
+    bf16 = clf.set_params(precision="bf16").predict_proba(texts)
+    assert not np.allclose(bf16, float32, atol=1e-7)
+    np.testing.assert_allclose(bf16, float32, atol=0.05)
+    np.testing.assert_array_equal(clf.set_params(precision="auto").predict_proba(texts), float32)
+    with pytest.raises(ValueError, match="precision='fp16'"):
+        clf.set_params(precision="fp16").predict(texts)
+
+
+def test_precision_is_validated(tiny_model_dir, keyword_task):
+    tr = keyword_task.train
+    with pytest.raises(ValueError, match="precision"):
+        DALLMiClassifier(model=tiny_model_dir, precision="fp16", **FAST).fit(
+            tr.texts[:16], tr.Y_partial[:16])
+
+
+@pytest.mark.parametrize("precision, device, expected", [
+    ("auto", "cpu", "no"), ("auto", "cuda", "bf16"), ("bf16", "cpu", "bf16"),
+    ("float32", "cuda", "no")])
+def test_a_launched_fit_asks_accelerate_for_the_same_precision(monkeypatch, precision, device,
+                                                               expected):
+    import accelerate
+
+    made = {}
+    monkeypatch.setattr(classifier_module, "_launched_distributed", lambda: True)
+    monkeypatch.setattr(accelerate, "Accelerator", lambda **kw: made.update(kw) or "acc")
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    assert DALLMiClassifier(precision=precision)._accelerator(device) == "acc"
+    assert made["mixed_precision"] == expected
+
+
 def test_batches_are_pinned_only_on_cuda(fitted, keyword_task):
     # The estimator asks skorch's data loaders for pinned memory on CUDA.
     assert fitted.net_.iterator_train__pin_memory is False
@@ -238,11 +336,12 @@ def test_speed_reports_throughputs_and_cpu_fallback(tmp_path, monkeypatch, capsy
 
     seen = {}
 
-    def fake_train(model, n_pairs, device):
-        seen["train"] = device
+    def fake_train(model, n_pairs, device, precision="auto"):
+        seen.setdefault("train", []).append((device, precision))
+        step = 0.25 if precision == "bf16" else 0.5
         return {"train_step_ratio": 2.1, "train_step_ratio_min": 1.9,
-                "train_step_ratio_max": 2.3, "dallmi_step_seconds": 0.5,
-                "bce_step_seconds": 0.24, "train_texts_per_second": 32.0,
+                "train_step_ratio_max": 2.3, "dallmi_step_seconds": step,
+                "bce_step_seconds": 0.24, "train_texts_per_second": 16 / step,
                 "train_batch_size": 16, "train_max_length": 64}
 
     def fake_infer(model, n_texts, device):
@@ -255,6 +354,7 @@ def test_speed_reports_throughputs_and_cpu_fallback(tmp_path, monkeypatch, capsy
                 "onnx_int8_speedup_vs_best_loop": 3.0, "onnx_int8_speedup_vs_padded_loop": 4.5,
                 "onnx_int8_speedup_vs_sentence_transformers": None,
                 "onnx_int8_speedup_vs_predict_proba": 1.5, "onnx_int8_build_seconds": 12.0,
+                "bf16_texts_per_second": 600.0, "bf16_speedup_vs_predict_proba": 2.0,
                 "inference_texts": 2000,
                 "inference_batch_size": 64, "inference_max_length": 128, "inference_rounds": 3}
 
@@ -265,13 +365,14 @@ def test_speed_reports_throughputs_and_cpu_fallback(tmp_path, monkeypatch, capsy
     out = capsys.readouterr().out
     assert "no GPU: running on CPU" in out
     assert "32.0 texts/s" in out and "      300" in out
+    assert "precision='bf16': 64.0 texts/s (2.00x)" in out and "      600" in out
     assert "range 1.90-2.30" in out and "2.00x" in out and "not installed" in out
     assert "450" in out and "3.00x" in out and "4.50x" in out and "built in 12.0 s" in out
-    assert seen == {"train": "cpu", "infer": "cpu"}
+    assert seen == {"train": [("cpu", "auto"), ("cpu", "bf16")], "infer": "cpu"}
     result = json.loads((tmp_path / "speed.json").read_text())
     for key in ("train_texts_per_second", "predict_proba_texts_per_second",
                 "train_step_ratio", "speedup_vs_best_loop", "speedup_vs_padded_loop"):
         assert key in result
-    assert result["device"] == "cpu"
+    assert result["device"] == "cpu" and result["bf16_train_speedup"] == 2.0
     speed.run_speed(str(tmp_path), device="cpu")
     assert "no GPU" not in capsys.readouterr().out

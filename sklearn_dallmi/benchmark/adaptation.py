@@ -72,6 +72,7 @@ class Config:
     max_length: int
     source_epochs: int
     target_epochs: int
+    precision: str = "float32"
     split: str = "test"
     params: dict = dataclasses.field(default_factory=dict)
 
@@ -181,6 +182,10 @@ class Runner:
         if os.path.exists(path):
             with open(path) as f:
                 previous = json.load(f)
+            # A field added since that run held its default there.
+            defaults = {f.name: f.default for f in dataclasses.fields(Config)
+                        if f.default is not dataclasses.MISSING}
+            previous = {**defaults, **previous}
             if previous != current:
                 raise ValueError(
                     f"{self.output} holds results of another configuration ({path}); "
@@ -228,6 +233,7 @@ class Runner:
     def _estimator(self, **params):
         return DALLMiClassifier(model=self.encoder, max_length=self.config.max_length,
                                 frozen_layers=self.config.frozen_layers,
+                                precision=self.config.precision,
                                 **{**self.config.params, **params})
 
     def _source_path(self, source, seed):
@@ -355,7 +361,8 @@ class Runner:
             elif method in PEERS:
                 proba, pred = run_peer(method, X_src, Y_src, X_tgt, Y_part, X_test, seed=seed,
                                        cache_dir=os.path.join(self.output, "cache", "peers"),
-                                       max_length=self.config.max_length)
+                                       max_length=self.config.max_length,
+                                       precision=self.config.precision)
                 fit_seconds = time.perf_counter() - start
             else:
                 if source_clf is None:

@@ -61,6 +61,7 @@ import warnings
 
 import numpy as np
 import threadpoolctl
+import torch
 from sklearn.linear_model import LogisticRegression
 
 __all__ = ["PEERS", "DEFAULTS", "frozen_embeddings", "run_peer"]
@@ -341,7 +342,7 @@ def _quiet_setfit(setfit):
 
 
 def _setfit_peer(X_train, Y_train, X_test, model_dir, max_length, max_steps, batch_size, head,
-                 head_C, body_lr, seed):
+                 head_C, body_lr, seed, precision):
     setfit = _require("setfit")
     _require("datasets")
     from datasets import Dataset
@@ -358,7 +359,10 @@ def _setfit_peer(X_train, Y_train, X_test, model_dir, max_length, max_steps, bat
         head_params = dict(C=head_C, class_weight="balanced", max_iter=2000)
     else:
         raise ValueError(f"head must be 'default' or 'balanced', got {head!r}.")
-    with _quiet_setfit(setfit), tempfile.TemporaryDirectory() as tmp:
+    # SetFit's own ``use_amp`` is float16 autocast, which CPUs run slowly.
+    numerics = (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16"
+                else contextlib.nullcontext())
+    with _quiet_setfit(setfit), tempfile.TemporaryDirectory() as tmp, numerics:
         model = setfit.SetFitModel.from_pretrained(
             model_dir, multi_target_strategy="one-vs-rest", head_params=head_params,
             local_files_only=True)
@@ -379,7 +383,7 @@ def _setfit_peer(X_train, Y_train, X_test, model_dir, max_length, max_steps, bat
 
 
 def run_peer(name, X_src, Y_src, X_tgt, Y_part, X_test, seed=0, cache_dir=None, model_dir=None,
-             max_length=64, **params):
+             max_length=64, precision="float32", **params):
     """Train one peer on a benchmark cell and score the target test texts.
 
     Parameters
@@ -408,6 +412,10 @@ def run_peer(name, X_src, Y_src, X_tgt, Y_part, X_test, seed=0, cache_dir=None, 
         truncated to its ``layers`` setting unless that is None).
     max_length : int, default=64
         Texts are truncated to this many tokens.
+    precision : {"float32", "bf16"}, default="float32"
+        ``"bf16"`` runs SetFit's training and encoding under bfloat16
+        autocast, as ``DALLMiClassifier(precision="bf16")`` does its own;
+        the frozen-embedding peers always encode in float32 (seconds).
     **params
         Settings overriding the peer's entry of :data:`DEFAULTS`.
 
@@ -441,11 +449,11 @@ def run_peer(name, X_src, Y_src, X_tgt, Y_part, X_test, seed=0, cache_dir=None, 
     # BLAS (MKL) is not affected.
     with threadpoolctl.threadpool_limits(1, user_api="blas"):
         return _run_peer(name, X_src, Y_src, X_tgt, Y_part, X_test, seed, cache_dir, model_dir,
-                         max_length, settings)
+                         max_length, precision, settings)
 
 
 def _run_peer(name, X_src, Y_src, X_tgt, Y_part, X_test, seed, cache_dir, model_dir, max_length,
-              settings):
+              precision, settings):
     if name == "setfit":
         from ..models import default_model_path
         from .adaptation import truncated_encoder
@@ -459,7 +467,7 @@ def _run_peer(name, X_src, Y_src, X_tgt, Y_part, X_test, seed, cache_dir, model_
             return _setfit_peer(X_src + X_tgt, np.vstack([Y_src, np.maximum(Y_part, 0)]),
                                 X_test, str(model_dir), max_length, settings["max_steps"],
                                 settings["batch_size"], settings["head"], settings["head_C"],
-                                settings["body_lr"], seed)
+                                settings["body_lr"], seed, precision)
 
     def embed(texts):
         return frozen_embeddings(texts, model_dir=model_dir, max_length=max_length,

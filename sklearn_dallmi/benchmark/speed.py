@@ -18,7 +18,8 @@ same encoder, texts, batch size and threads, each timed in the same run:
 
 and the same for ``predict_proba`` with ``inference="onnx-int8"`` (int8
 weights in ONNX Runtime), on the CPU, when onnxruntime, onnx and
-onnxscript are installed.
+onnxscript are installed, and, on the CPU, with ``precision="bf16"``
+(bfloat16 autocast; training is timed in both precisions there too).
 """
 
 import copy
@@ -42,11 +43,11 @@ from ..onnx_scoring import _import_onnxruntime
 from ..text import tokenize
 
 
-def _ready_estimator(model, batch_size, max_length, device, n_labels, texts):
+def _ready_estimator(model, batch_size, max_length, device, n_labels, texts, precision="auto"):
     # max_epochs=0 builds the network without training (speed does not
     # depend on the weights); all-positive labels keep every output live.
     clf = DALLMiClassifier(model, batch_size=batch_size, max_length=max_length, max_epochs=0,
-                           device=device, random_state=0)
+                           device=device, precision=precision, random_state=0)
     return clf.fit(texts[:2], np.ones((2, n_labels), dtype=int))
 
 
@@ -57,8 +58,10 @@ def _timed(step):
 
 
 def train_step_ratio(model=None, batch_size=16, max_length=64, n_pairs=20, n_warmup=3,
-                     device="cpu"):
+                     device="cpu", precision="auto"):
     """DALLMi step time over plain BCE step time, steps interleaved.
+
+    Both kinds of step run in the estimator's ``precision``.
 
     Returns
     -------
@@ -70,7 +73,7 @@ def train_step_ratio(model=None, batch_size=16, max_length=64, n_pairs=20, n_war
     """
     data = load_disaster_messages()
     texts, Y = data.texts[data.genre == "news"], data.Y[data.genre == "news"]
-    clf = _ready_estimator(model, batch_size, max_length, device, Y.shape[1], texts)
+    clf = _ready_estimator(model, batch_size, max_length, device, Y.shape[1], texts, precision)
     ids = tokenize(clf.tokenizer_, texts[:2000], max_length)
     full = [i for i, seq in enumerate(ids) if len(seq) == max_length]
     Y_partial = hide_positives(Y[:2000], 0.1, random_state=0)
@@ -156,10 +159,13 @@ def inference_throughput(model=None, n_texts=2000, batch_size=64, max_length=128
         ``{path}_texts_per_second`` for the paths ``predict_proba``,
         ``onnx_int8`` (``predict_proba`` with ``inference="onnx-int8"``;
         None without onnxruntime, onnx and onnxscript, or off the CPU),
+        ``bf16`` (``predict_proba`` with ``precision="bf16"``; None off the
+        CPU, where ``"auto"`` is bf16 already),
         ``best_loop``, ``padded_loop`` and ``sentence_transformers`` (None
         when not installed); the ratios
         ``speedup_vs_{reference}`` of ``predict_proba`` and
-        ``onnx_int8_speedup_vs_{reference}`` of the int8 path;
+        ``onnx_int8_speedup_vs_{reference}`` of the int8 path,
+        ``{path}_speedup_vs_predict_proba`` of the int8 and bf16 paths;
         ``onnx_int8_build_seconds`` (export, quantisation and session).
         The int8 path's effect on ranking is measured by the adaptation
         benchmark's ``dallmi_onnx_int8`` row, on trained models.
@@ -178,6 +184,9 @@ def inference_throughput(model=None, n_texts=2000, batch_size=64, max_length=128
         fast = copy.deepcopy(clf).set_params(inference="onnx-int8")
         result["onnx_int8_build_seconds"] = _timed(lambda: fast.predict_proba(texts[:2]))
         paths["onnx_int8"] = lambda: fast.predict_proba(texts)
+    if torch.device(dev).type == "cpu":
+        bf16 = copy.deepcopy(clf).set_params(precision="bf16")
+        paths["bf16"] = lambda: bf16.predict_proba(texts)
     # The network's probabilities (predict_proba shifts each label to its prior).
     ours = expit(clf.decision_function(texts) + clf.proba_shift_)
     for name, sort in (("best_loop", True), ("padded_loop", False)):
@@ -210,14 +219,15 @@ def inference_throughput(model=None, n_texts=2000, batch_size=64, max_length=128
     for path, prefix in (("predict_proba", ""), ("onnx_int8", "onnx_int8_")):
         for reference in _REFERENCES:
             result[f"{prefix}speedup_vs_{reference}"] = ratio(reference, path)
-    result["onnx_int8_speedup_vs_predict_proba"] = ratio("predict_proba", "onnx_int8")
+    for path in ("onnx_int8", "bf16"):
+        result[f"{path}_speedup_vs_predict_proba"] = ratio("predict_proba", path)
     result.update(inference_texts=len(texts), inference_batch_size=batch_size,
                   inference_max_length=max_length, inference_rounds=rounds)
     return result
 
 
 _REFERENCES = ("best_loop", "padded_loop", "sentence_transformers")
-_PATHS = ("predict_proba", "onnx_int8") + _REFERENCES
+_PATHS = ("predict_proba", "onnx_int8", "bf16") + _REFERENCES
 
 
 def run_speed(output, model=None, device="cpu", n_pairs=20, n_texts=2000):
@@ -248,6 +258,11 @@ def run_speed(output, model=None, device="cpu", n_pairs=20, n_texts=2000):
     result = {"device": device, "torch_threads": torch.get_num_threads(),
               "machine": platform.platform(), "cpu_count": os.cpu_count()}
     result.update(train_step_ratio(model, n_pairs=n_pairs, device=device))
+    result["bf16_train_texts_per_second"] = result["bf16_train_speedup"] = None
+    if torch.device(device).type == "cpu":
+        bf16 = train_step_ratio(model, n_pairs=n_pairs, device=device, precision="bf16")
+        result["bf16_train_texts_per_second"] = bf16["train_texts_per_second"]
+        result["bf16_train_speedup"] = result["dallmi_step_seconds"] / bf16["dallmi_step_seconds"]
     result.update(inference_throughput(model, n_texts=n_texts, device=device))
     os.makedirs(output, exist_ok=True)
     with open(os.path.join(output, "speed.json"), "w") as f:
@@ -259,11 +274,14 @@ def run_speed(output, model=None, device="cpu", n_pairs=20, n_texts=2000):
           f"{result['dallmi_step_seconds']:.3f} s, BCE step {result['bce_step_seconds']:.3f} s)")
     print(f"training: {result['train_texts_per_second']:.1f} texts/s (DALLMi steps, "
           f"batch {result['train_batch_size']} x {result['train_max_length']} tokens)")
+    if result["bf16_train_texts_per_second"] is not None:
+        print(f"training with precision='bf16': {result['bf16_train_texts_per_second']:.1f} "
+              f"texts/s ({result['bf16_train_speedup']:.2f}x)")
     print(f"inference ({result['inference_texts']} texts, batch {result['inference_batch_size']}, "
           f"max_length {result['inference_max_length']}, median of "
           f"{result['inference_rounds']} rounds):")
     print(f"  {'path':24}{'texts/s':>9}{'vs best loop':>14}{'vs padded loop':>16}")
-    for name, prefix in (("predict_proba", ""), ("onnx_int8", "onnx_int8_"),
+    for name, prefix in (("predict_proba", ""), ("onnx_int8", "onnx_int8_"), ("bf16", None),
                          ("best_loop", None), ("padded_loop", None),
                          ("sentence_transformers", None)):
         rate = result[f"{name}_texts_per_second"]
@@ -275,4 +293,7 @@ def run_speed(output, model=None, device="cpu", n_pairs=20, n_texts=2000):
     if result["onnx_int8_build_seconds"] is not None:
         print(f"  onnx_int8: predict_proba with inference='onnx-int8', built in "
               f"{result['onnx_int8_build_seconds']:.1f} s")
+    if result["bf16_texts_per_second"] is not None:
+        print(f"  bf16: predict_proba with precision='bf16', "
+              f"{result['bf16_speedup_vs_predict_proba']:.2f}x predict_proba")
     return result
