@@ -172,12 +172,14 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         Numerics of the network's forward passes, in training and
         prediction: ``"bf16"`` runs them under bfloat16 autocast (weights,
         gradients and the optimizer stay float32), ``"float32"`` does not,
-        ``"auto"`` is ``"bf16"`` on CUDA and ``"float32"`` elsewhere. On
-        CPUs with bfloat16 matrix units (Intel AMX, AVX512-BF16) ``"bf16"``
-        trains about 1.7x and predicts about 2x faster; on CPUs without
-        them it is slower than ``"float32"``. Set after a fit, it applies to
-        the next prediction. Its measured speed and effect on the scores
-        are in :ref:`bf16-on-cpus`.
+        ``"auto"`` is ``"bf16"`` on CUDA and ``"float32"`` elsewhere. The
+        head stays float32. On a CPU with Intel AMX (``lscpu`` lists
+        ``amx_bf16``) ``"bf16"`` made an adaptation 1.6 times faster with
+        the same scores (measured in :ref:`bf16-on-cpus`); CPUs without
+        bfloat16 units emulate it, slowly. Set after a fit, it applies to
+        the next prediction (not to ``inference="onnx-int8"``, which runs
+        int8). Under an Accelerate launch ``"auto"`` follows the
+        launcher's mixed precision and the other values override it.
     inference : {"torch", "onnx-int8"}, default="torch"
         How ``predict_proba``, ``predict``, ``decision_function`` and
         ``score`` compute the network's outputs: the torch module, or, for
@@ -448,8 +450,11 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         from accelerate import Accelerator
 
         cuda = torch.device(device).type == "cuda"
-        precision = None if "ACCELERATE_MIXED_PRECISION" in os.environ else (
-            "bf16" if self.precision == "bf16" or self.precision == "auto" and cuda else "no")
+        if self.precision != "auto":
+            precision = "bf16" if self.precision == "bf16" else "no"
+        else:  # the launcher's setting, if it gave one
+            precision = None if "ACCELERATE_MIXED_PRECISION" in os.environ else (
+                "bf16" if cuda else "no")
         return Accelerator(cpu=torch.device(device).type == "cpu", mixed_precision=precision)
 
     def _split(self, n_rows, seed):
@@ -515,10 +520,10 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             if continuing and pu.any():
                 # The head over the batches of inference, as net.forward
                 # would: the same probabilities to the last bit.
-                head, size = net.plain_module.head, net.iterator_valid__batch_size
+                module, size = net.plain_module, net.iterator_valid__batch_size
                 before = np.empty(Y_train.shape)
-                with torch.inference_mode(), net.autocast():
-                    logits = torch.cat([head(part) for part in features.split(size)])
+                with torch.inference_mode():
+                    logits = torch.cat([module.classify(part) for part in features.split(size)])
                 before[order] = expit(logits.double().cpu().numpy())
                 if probing:
                     # Each pass over a DataLoader draws its base seed from

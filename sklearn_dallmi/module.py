@@ -135,7 +135,7 @@ class EncoderClassifier(nn.Module):
             encoder call over twice the rows.
         """
         if partner is None:
-            return self._head(self.pool(input_ids, attention_mask))
+            return self.classify(self.pool(input_ids, attention_mask))
         emb = self.encoder.get_input_embeddings()(input_ids)
         g = gamma.to(emb.dtype).view(-1, 1, 1)
         mixed = g * emb[partner] + (1 - g) * emb
@@ -144,11 +144,27 @@ class EncoderClassifier(nn.Module):
             attention_mask=torch.cat([attention_mask, mask]),
             inputs_embeds=torch.cat([emb, mixed]),
         )
-        logits = self._head(pooled)
+        logits = self.classify(pooled)
         return logits[: len(input_ids)], logits[len(input_ids):]
 
-    def _head(self, pooled):
-        # In float32 under autocast too: bfloat16 logits keep 8 bits of
-        # mantissa, which ties scores and costs ranking.
-        with torch.autocast(pooled.device.type, enabled=False):
-            return self.head(self.dropout(pooled.float()))
+    def classify(self, pooled):
+        """Logits of pooled vectors: dropout, then the linear head.
+
+        Under CPU or CUDA autocast the head still runs in its weights' type
+        (float32 unless the module was cast): bfloat16 logits keep 8 bits
+        of mantissa, which ties scores and costs ranking.
+
+        Parameters
+        ----------
+        pooled : torch.Tensor of shape (batch, hidden)
+
+        Returns
+        -------
+        logits : torch.Tensor of shape (batch, n_labels)
+        """
+        pooled = self.dropout(pooled)
+        kind = pooled.device.type
+        if kind not in ("cpu", "cuda"):
+            return self.head(pooled)
+        with torch.autocast(kind, enabled=False):
+            return self.head(pooled.to(self.head.weight.dtype))

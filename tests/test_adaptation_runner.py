@@ -98,3 +98,10 @@ def test_a_run_resumes_only_its_own_configuration(tiny_runs, tmp_path, capsys):
     assert "precision" not in config.read_text()
     assert main(args) == 0
     assert main([*args, "--set", "precision=bf16"]) == 2
+
+
+def test_the_benchmark_precision_is_checked_before_any_cell(tiny_runs, tmp_path, capsys):
+    assert main(["--quick", "--no-progress", "--output", str(tmp_path), "--set",
+                 "precision=auto"]) == 2
+    assert "'float32' or 'bf16'" in capsys.readouterr().err
+    assert not (tmp_path / "results.csv").exists()

@@ -221,6 +221,34 @@ def test_the_head_stays_float32_under_bf16_autocast(fitted, keyword_task):
     torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
 
 
+class _HeadOutputs:
+    """A forward hook (picklable, as a network copy needs) noting the head's outputs."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, module, args, out):
+        self.seen.append((torch.is_autocast_enabled("cpu"), out.dtype))
+
+
+def test_a_continued_bf16_fit_computes_every_logit_in_float32(tiny_model_dir, keyword_task):
+    # fit, then set_params(precision="bf16") and a continued fit on PU
+    # labels: its probe pass, the previous model's probabilities, training
+    # and prediction all go through the head.
+    tr = keyword_task.train
+    clf = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(tr.texts[:32], tr.Y_true[:32])
+    clf.net_.plain_module.head.register_forward_hook(_HeadOutputs())
+    clf.set_params(precision="bf16", warm_start=True).partial_fit(tr.texts[32:64],
+                                                                  tr.Y_partial[32:64])
+    clf.predict_proba(keyword_task.test.texts[:8])
+    # The continued fit trained a copy of the network, hook included.
+    (hook,) = clf.net_.plain_module.head._forward_hooks.values()
+    dtypes = hook.seen
+    assert clf.net_.precision == "bf16" and len(dtypes) > 3
+    assert {dtype for _, dtype in dtypes} == {torch.float32}
+    assert not any(enabled for enabled, _ in dtypes)
+
+
 def test_precision_set_after_the_fit_applies_to_prediction(fitted, keyword_task):
     clf = copy.deepcopy(fitted)
     texts = keyword_task.test.texts[:10]
@@ -240,17 +268,22 @@ def test_precision_is_validated(tiny_model_dir, keyword_task):
             tr.texts[:16], tr.Y_partial[:16])
 
 
-@pytest.mark.parametrize("precision, device, expected", [
-    ("auto", "cpu", "no"), ("auto", "cuda", "bf16"), ("bf16", "cpu", "bf16"),
-    ("float32", "cuda", "no")])
+@pytest.mark.parametrize("precision, device, launcher, expected", [
+    ("auto", "cpu", None, "no"), ("auto", "cuda", None, "bf16"), ("bf16", "cpu", None, "bf16"),
+    ("float32", "cuda", None, "no"), ("auto", "cuda", "no", None), ("bf16", "cpu", "no", "bf16"),
+    ("float32", "cuda", "bf16", "no")])
 def test_a_launched_fit_asks_accelerate_for_the_same_precision(monkeypatch, precision, device,
-                                                               expected):
+                                                               launcher, expected):
+    # "auto" leaves it to the launcher's setting when there is one (None);
+    # an explicit precision wins over it.
     import accelerate
 
     made = {}
     monkeypatch.setattr(classifier_module, "_launched_distributed", lambda: True)
     monkeypatch.setattr(accelerate, "Accelerator", lambda **kw: made.update(kw) or "acc")
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    if launcher is not None:
+        monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", launcher)
     assert DALLMiClassifier(precision=precision)._accelerator(device) == "acc"
     assert made["mixed_precision"] == expected
 

@@ -8,7 +8,8 @@ where it stopped.
 
 Every neural row uses ``DALLMiClassifier``'s defaults; a configuration only
 sets what the time budget dictates (encoder depth, the depth fine-tuned,
-``max_length``, data sizes, epochs). ``split="validation"`` is for tuning: the target's training
+``max_length``, data sizes, epochs, and ``precision``: ``"float32"`` or
+``"bf16"`` for the neural rows and SetFit alike, on any device). ``split="validation"`` is for tuning: the target's training
 texts come from its official *train* split only and the scores from its
 *validation* split, never from the test split; ``params`` then overrides
 estimator parameters for the variant being measured.
@@ -177,6 +178,9 @@ class Runner:
         self.done = self._read_done()
 
     def _check_config(self):
+        if self.config.precision not in ("float32", "bf16"):
+            raise ValueError(f"precision={self.config.precision!r}: the benchmark runs "
+                             "'float32' or 'bf16' (the same for DALLMi and SetFit).")
         path = os.path.join(self.output, "config.json")
         current = json.loads(json.dumps(dataclasses.asdict(self.config)))
         if os.path.exists(path):

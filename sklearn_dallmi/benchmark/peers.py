@@ -360,7 +360,8 @@ def _setfit_peer(X_train, Y_train, X_test, model_dir, max_length, max_steps, bat
     else:
         raise ValueError(f"head must be 'default' or 'balanced', got {head!r}.")
     # SetFit's own ``use_amp`` is float16 autocast, which CPUs run slowly.
-    numerics = (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16"
+    kind = "cuda" if torch.cuda.is_available() else "cpu"  # where SetFit puts the model
+    numerics = (torch.autocast(kind, dtype=torch.bfloat16) if precision == "bf16"
                 else contextlib.nullcontext())
     with _quiet_setfit(setfit), tempfile.TemporaryDirectory() as tmp, numerics:
         model = setfit.SetFitModel.from_pretrained(
