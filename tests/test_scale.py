@@ -177,6 +177,10 @@ def test_a_network_pickled_before_precision_existed_runs_as_auto(fitted):
     net = copy.deepcopy(fitted.net_)
     del vars(net)["precision"]
     assert isinstance(net.autocast(), contextlib.nullcontext)
+    net.device = "cuda"  # "auto" is bf16 there, "float32" would not be
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert isinstance(net.autocast(), torch.autocast)
 
 
 def test_bf16_on_the_cpu_trains_and_predicts_under_autocast(tiny_model_dir, keyword_task,
