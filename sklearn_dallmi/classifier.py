@@ -28,7 +28,7 @@ from .models import checkpoint_pooling, load_tokenizer, resolve_model, write_che
 from .module import EncoderClassifier
 from .onnx_scoring import INFERENCE_MODES, OnnxInt8Scorer
 from .net import (AcceleratedDALLMiNet, DALLMiNet, MixUpCollator, TokenizedDataset,
-                  label_balanced_loader, resolve_device, stopped_early)
+                  label_balanced_loader, resolve_device, stopped_early, uses_bf16)
 from .priors import (geometric_mean_prior, pooled_frequency_prior, prior_logit_shift,
                      source_mean_prior, vpu_prior)
 from .probe import fit_linear_probe
@@ -449,13 +449,11 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             return None
         from accelerate import Accelerator
 
-        cuda = torch.device(device).type == "cuda"
-        if self.precision != "auto":
-            precision = "bf16" if self.precision == "bf16" else "no"
-        else:  # the launcher's setting, if it gave one
-            precision = None if "ACCELERATE_MIXED_PRECISION" in os.environ else (
-                "bf16" if cuda else "no")
-        return Accelerator(cpu=torch.device(device).type == "cpu", mixed_precision=precision)
+        kind = torch.device(device).type
+        precision = "bf16" if uses_bf16(self.precision, kind) else "no"
+        if self.precision == "auto" and "ACCELERATE_MIXED_PRECISION" in os.environ:
+            precision = None  # the launcher's setting
+        return Accelerator(cpu=kind == "cpu", mixed_precision=precision)
 
     def _split(self, n_rows, seed):
         """Training and validation rows of this call."""

@@ -29,6 +29,11 @@ from .text import pad_batch
 LOSS_TERMS = ("variational", "mixup", "bce", "anchor")
 
 
+def uses_bf16(precision, device_type):
+    """Whether a ``precision`` parameter means bf16 autocast on a device type."""
+    return precision == "bf16" or precision == "auto" and device_type == "cuda"
+
+
 def resolve_device(device):
     """The torch device to run on, for a ``device`` parameter.
 
@@ -210,8 +215,7 @@ class DALLMiNet(NeuralNet):
         """bf16 autocast on CUDA (``precision="auto"``) or on any device (``"bf16"``)."""
         kind = torch.device(self.device or "cpu").type
         # Networks pickled before ``precision`` existed ran as "auto".
-        precision = getattr(self, "precision", "auto")
-        if precision == "bf16" or precision == "auto" and kind == "cuda":
+        if uses_bf16(getattr(self, "precision", "auto"), kind):
             return torch.autocast(device_type=kind, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
