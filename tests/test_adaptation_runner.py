@@ -1,6 +1,7 @@
 """The adaptation benchmark's runner on a tiny configuration (tiny encoder, real data)."""
 
 import csv
+import warnings
 
 import pytest
 
@@ -105,3 +106,22 @@ def test_the_benchmark_precision_is_checked_before_any_cell(tiny_runs, tmp_path,
                  "precision=auto"]) == 2
     assert "'float32' or 'bf16'" in capsys.readouterr().err
     assert not (tmp_path / "results.csv").exists()
+
+
+@pytest.mark.parametrize("units, warns", [(False, True), (True, False), (None, False)])
+def test_bf16_on_a_cpu_without_bfloat16_units_warns(tiny_runs, tmp_path, monkeypatch,
+                                                     units, warns):
+    monkeypatch.setattr(adaptation, "cpu_has_bf16_units", lambda: units)
+    monkeypatch.setattr(adaptation.torch.cuda, "is_available", lambda: False)
+    config = adaptation.Config.quick()
+    config.precision = "bf16"
+    with pytest.warns(UserWarning, match="precision=float32") if warns else \
+            warnings.catch_warnings():
+        if not warns:
+            warnings.simplefilter("error")
+        adaptation.Runner(config, str(tmp_path), progress=False, methods=("tfidf_logreg",))
+
+
+def test_cpu_bf16_units_unknown_to_an_older_torch(monkeypatch):
+    monkeypatch.delattr(adaptation.torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert adaptation.cpu_has_bf16_units() is None

@@ -27,7 +27,8 @@ def _parser():
                    "scored on the target's validation split (never the test split)")
     p.add_argument("--keeps", type=float, nargs="+", help="override the shares kept")
     p.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
-                   help="override configuration fields, e.g. layers=6 target_epochs=1")
+                   help="override configuration fields, e.g. target_epochs=2 or "
+                   "precision=float32 (the neural rows run in bf16 by default)")
     p.add_argument("--param", nargs="+", default=[], metavar="NAME=VALUE",
                    help="estimator parameters for every neural row (tuning), e.g. probe_C=1")
     p.add_argument("--methods", nargs="+", help="run only these methods")

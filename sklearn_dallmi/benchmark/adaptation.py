@@ -8,10 +8,12 @@ where it stopped.
 
 Every neural row uses ``DALLMiClassifier``'s defaults; a configuration only
 sets what the time budget dictates (encoder depth, the depth fine-tuned,
-``max_length``, data sizes, epochs, and ``precision``: ``"float32"`` or
-``"bf16"`` for the neural rows, on any device). The peers run in their
-tools' default float32: SetFit under bf16 autocast scored 0.005 macro AP
-lower on the 19 test cells of seed 0 compared (up to 0.016). ``split="validation"`` is for tuning: the target's training
+``max_length``, data sizes, epochs, and ``precision``: ``"bf16"``, bfloat16
+autocast for the neural rows on any device, or ``"float32"``; a CPU
+without bfloat16 units gets a warning, as it emulates them). The peers run
+in their tools' default float32: SetFit under bf16 autocast scored 0.005
+macro AP lower on the 19 test cells of seed 0 compared (up to 0.016).
+``split="validation"`` is for tuning: the target's training
 texts come from its official *train* split only and the scores from its
 *validation* split, never from the test split; ``params`` then overrides
 estimator parameters for the variant being measured.
@@ -31,6 +33,7 @@ import warnings
 
 import joblib
 import numpy as np
+import torch
 from scipy.special import expit
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -96,7 +99,21 @@ class Config:
                                    seeds=[0], split="validation")
 
 
-_BUDGET = dict(layers=6, frozen_layers=3, max_length=64, source_epochs=0, target_epochs=1)
+_BUDGET = dict(layers=6, frozen_layers=3, max_length=64, source_epochs=0, target_epochs=1,
+               precision="bf16")
+
+
+def cpu_has_bf16_units():
+    """Whether this CPU multiplies bfloat16 natively (AMX or AVX512-BF16).
+
+    None when this torch build cannot tell. Without such units bfloat16
+    is emulated and can be slower than float32.
+    """
+    probes = [getattr(torch.cpu, name, None)
+              for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    if any(probe is None for probe in probes):
+        return None
+    return any(probe() for probe in probes)
 
 
 def truncated_encoder(layers, cache_dir):
@@ -183,6 +200,12 @@ class Runner:
         if self.config.precision not in ("float32", "bf16"):
             raise ValueError(f"precision={self.config.precision!r}: the benchmark runs "
                              "its neural rows in 'float32' or 'bf16'.")
+        if (self.config.precision == "bf16" and not torch.cuda.is_available()
+                and cpu_has_bf16_units() is False):
+            warnings.warn("precision='bf16' on a CPU without bfloat16 units (AMX or "
+                          "AVX512-BF16) is emulated and may be slower than float32; "
+                          "--set precision=float32 runs the neural rows in float32.",
+                          stacklevel=2)
         path = os.path.join(self.output, "config.json")
         current = json.loads(json.dumps(dataclasses.asdict(self.config)))
         if os.path.exists(path):
