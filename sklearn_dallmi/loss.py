@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "observed_positives",
     "variational_loss",
     "mixup_loss",
     "known_entries_bce",
@@ -30,14 +31,42 @@ def _masked_mean(values, mask):
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
 
 
+def observed_positives(y, pu_labels):
+    """The entries that the variational loss takes as observed positives.
+
+    ``y = 1`` on a PU label, except in *labelled rows*: rows without an
+    unknown entry that hold a known negative (``0``) on some PU label, such
+    as the source rows of one fit on source and target rows. Those rows were
+    labelled for every label, so their positives are not a sample of the
+    positives among the unknown entries; they are known entries, trained
+    with binary cross-entropy like the rows' zeros. (Counted as observed
+    positives, they let the variational loss tell the domains apart instead
+    of the classes.)
+
+    Parameters
+    ----------
+    y : torch.Tensor or numpy.ndarray of shape (n_rows, n_labels)
+        Labels in ``{1, 0, -1}``.
+    pu_labels : torch.Tensor or numpy.ndarray of shape (n_labels,), dtype bool
+        Which labels are trained in PU mode.
+
+    Returns
+    -------
+    mask : torch.Tensor or numpy.ndarray of shape (n_rows, n_labels), dtype bool
+        Of the type of ``y``.
+    """
+    labelled = ~(y == -1).any(1) & ((y == 0) & pu_labels).any(1)
+    return (y == 1) & pu_labels & ~labelled[:, None]
+
+
 def variational_loss(logits, y, pu_labels):
     """Variational PU loss (VPU) averaged over the PU labels of a batch.
 
     For each PU label ``l`` with at least one observed positive in the batch,
     ``logsumexp_{i in A_l} log sigmoid(z_il) - log |A_l| - mean_{i in P_l}
-    log sigmoid(z_il)``, where ``P_l`` are the rows with ``y = 1`` and
-    ``A_l`` the rows with ``y`` in ``{1, -1}``. Labels without a positive in
-    the batch are skipped.
+    log sigmoid(z_il)``, where ``P_l`` are the label's observed positives
+    (:func:`observed_positives`) and ``A_l`` those and the rows with ``y =
+    -1``. Labels without an observed positive in the batch are skipped.
 
     Parameters
     ----------
@@ -55,8 +84,8 @@ def variational_loss(logits, y, pu_labels):
         in the batch.
     """
     log_phi = F.logsigmoid(logits)
-    pos = (y == 1) & pu_labels
-    anchor = (y != 0) & pu_labels
+    pos = observed_positives(y, pu_labels)
+    anchor = pos | ((y == -1) & pu_labels)
     n_pos = pos.sum(0)
     # The most negative finite float, not -inf: a label without anchors
     # stays finite, so that multiplying it by zero below gives zero.
@@ -99,7 +128,7 @@ def mixup_loss(mix_logits, main_logits, y, partner, gamma, pu_labels):
         Mean squared log difference over the masked entries (zero when there
         is none).
     """
-    mask = (y[partner] == 1) & pu_labels
+    mask = observed_positives(y, pu_labels)[partner]
     g = gamma.to(main_logits.dtype).unsqueeze(1)
     target = torch.logaddexp(torch.log(g), torch.log1p(-g) + F.logsigmoid(main_logits))
     diff = (target - F.logsigmoid(mix_logits)) ** 2
@@ -109,9 +138,10 @@ def mixup_loss(mix_logits, main_logits, y, partner, gamma, pu_labels):
 def known_entries_bce(logits, y, pu_labels):
     """Binary cross-entropy over the entries whose label is known.
 
-    These are all entries of supervised labels and the known negatives
-    (``y = 0``) of PU labels. Observed positives of PU labels belong to the
-    variational term instead.
+    These are all entries of supervised labels and, for PU labels, the
+    known negatives (``y = 0``) and the positives of labelled rows (see
+    :func:`observed_positives`). Observed positives of PU labels belong to
+    the variational term instead.
 
     Parameters
     ----------
@@ -127,7 +157,7 @@ def known_entries_bce(logits, y, pu_labels):
     loss : torch.Tensor
         Mean BCE over the selected entries (zero when there is none).
     """
-    mask = (y == 0) | ((y == 1) & ~pu_labels)
+    mask = (y == 0) | ((y == 1) & ~observed_positives(y, pu_labels))
     target = (y == 1).to(logits.dtype)
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     return _masked_mean(bce, mask)
@@ -157,7 +187,7 @@ def published_norm_loss(logits, y, pu_labels):
         A scalar, summed over the PU labels.
     """
     phi = torch.sigmoid(logits)
-    pos = ((y == 1) & pu_labels).to(phi.dtype)
+    pos = observed_positives(y, pu_labels).to(phi.dtype)
     norm_pos = torch.sqrt(((phi * pos) ** 2).sum(0) + 1e-12) * (pos.sum(0) > 0)
     return ((phi.mean(0) - norm_pos) * pu_labels).sum()
 
@@ -218,7 +248,7 @@ def draw_mixup_partners(y, pu_labels, alpha, rng):
     gamma : numpy.ndarray of shape (n_rows,) or None
         Mixing weight of each row's partner; None with ``partner``.
     """
-    pos = (y == 1) & pu_labels
+    pos = observed_positives(y, pu_labels)
     labels = np.flatnonzero(pos.any(axis=0))
     if labels.size == 0:
         return None, None

@@ -17,6 +17,7 @@ from sklearn_dallmi.loss import (
     draw_mixup_partners,
     known_entries_bce,
     mixup_loss,
+    observed_positives,
     published_norm_loss,
     variational_loss,
 )
@@ -74,6 +75,31 @@ Y = np.array(
         [1, 0, -1],
     ]
 )
+
+
+# -------------------------------------------------------- observed_positives
+
+
+def test_observed_positives_leave_out_labelled_rows():
+    # Labels 0 and 1 are PU, label 2 supervised. Row 0 has no -1 and a 0 on
+    # PU label 1: a labelled (source) row. Row 2 likewise, without a
+    # positive. Row 3 has no -1 but its only 0 is on the supervised label:
+    # nothing says it was labelled for the PU labels. Rows 1 and 4 have a -1.
+    y = np.array([[1, 0, 1], [1, -1, 0], [0, 0, 0], [1, 1, 0], [-1, 1, 0]])
+    pu = np.array([True, True, False])
+    expected = [(1, 0), (3, 0), (3, 1), (4, 1)]
+    got = observed_positives(y, pu)
+    assert got.dtype == bool
+    assert sorted(map(tuple, np.argwhere(got))) == expected
+    got_t = observed_positives(t(y), mask(pu))
+    assert got_t.dtype == torch.bool
+    assert sorted(map(tuple, torch.nonzero(got_t).tolist())) == expected
+
+
+def test_observed_positives_without_labelled_rows_are_the_pu_ones():
+    # Every row has a -1: each 1 of a PU label is an observed positive.
+    pu = np.array([True, False, True])
+    assert np.array_equal(observed_positives(Y, pu), (Y == 1) & pu)
 
 
 # ---------------------------------------------------------- variational_loss
@@ -134,6 +160,21 @@ def test_variational_loss_all_unknown_rows_enter_the_anchor_set():
     assert vpu_label(z[:, 0], y[:, 0]) == pytest.approx(
         math.log(s.mean()) - math.log(s[0])
     )
+
+
+def test_variational_loss_leaves_labelled_rows_out():
+    # Rows 0 and 1 are labelled (no -1, a 0 on a PU label): out of P and A.
+    # Label 0: P = {2}, A = {2, 3, 4}; label 1: P = {3}, A = {2, 3, 4}.
+    z = np.array([[2.0, -1.0], [-0.5, 1.5], [0.3, 0.8], [-1.1, 0.4], [0.7, -0.2]])
+    y = np.array([[1, 0], [0, 1], [1, -1], [-1, 1], [-1, -1]])
+    partial = y[2:]
+    expected = np.mean([vpu_label(z[2:, j], partial[:, j]) for j in range(2)])
+    got = variational_loss(t(z), t(y), mask([True, True]))
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+    # The labelled rows' positives go to the cross-entropy, with their zeros.
+    expected_bce = bce_hand(z[:2], y[:2].astype(float)).mean()
+    assert known_entries_bce(t(z), t(y), mask([True, True])).item() == pytest.approx(
+        expected_bce, rel=1e-5)
 
 
 def test_variational_loss_ignores_known_negatives():
@@ -216,6 +257,21 @@ def test_mixup_loss_only_counts_pu_labels_where_partner_is_positive():
     mix2[:, 1] += 3.0
     got2 = mixup_loss(t(mix2), t(Z), t(Y), torch.tensor(PARTNER), t(GAMMA), mask(pu))
     assert got2.item() == pytest.approx(got.item(), abs=1e-7)
+
+
+def test_mixup_loss_skips_partners_from_labelled_rows():
+    # Row 0 is labelled (no -1, a 0 on PU label 1): as a partner it gives no
+    # entry; row 2's partner (row 1) is an observed positive of label 0.
+    y = np.array([[1, 0], [1, -1], [-1, -1]])
+    main = np.array([[0.2, -0.4], [1.0, 0.5], [-0.3, 0.1]])
+    mix = np.array([[0.7, 0.0], [0.4, -1.0], [0.9, 0.6]])
+    partner = np.array([0, 0, 1])
+    gamma = np.array([0.3, 0.6, 0.25])
+    g = 0.25
+    expected = (math.log(g + (1 - g) * sigmoid(-0.3)) - log_sigmoid(0.9)) ** 2
+    got = mixup_loss(t(mix), t(main), t(y), torch.tensor(partner), t(gamma),
+                     mask([True, True]))
+    assert got.item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_mixup_loss_single_entry_by_hand():
@@ -436,6 +492,15 @@ def test_draw_mixup_partners_are_observed_positives_of_pu_labels():
     assert partner.shape == (6,) and gamma.shape == (6,)
     assert set(partner.tolist()) <= {2, 3}
     assert np.all((gamma >= 0) & (gamma <= 1))
+
+
+def test_draw_mixup_partners_skip_labelled_rows():
+    # Rows 0 and 1 are labelled (no -1, a 0 on a PU label): only row 2's
+    # positive is an observed one.
+    y = np.array([[1, 0], [0, 1], [1, -1], [-1, -1]])
+    partner, _ = draw_mixup_partners(y, np.array([True, True]), 0.3,
+                                     np.random.default_rng(0))
+    assert set(partner.tolist()) == {2}
 
 
 def test_draw_mixup_partners_each_partner_positive_for_some_pu_label():
