@@ -28,7 +28,8 @@ from .models import checkpoint_pooling, load_tokenizer, resolve_model, write_che
 from .module import EncoderClassifier
 from .onnx_scoring import INFERENCE_MODES, OnnxInt8Scorer
 from .net import (AcceleratedDALLMiNet, DALLMiNet, MixUpCollator, TokenizedDataset,
-                  label_balanced_loader, resolve_device, stopped_early, uses_bf16)
+                  balanced_positives, label_balanced_loader, resolve_device, stopped_early,
+                  uses_bf16)
 from .priors import (geometric_mean_prior, pooled_frequency_prior, prior_logit_shift,
                      source_mean_prior, vpu_prior)
 from .probe import fit_linear_probe
@@ -263,9 +264,12 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
     -----
     The label matrix ``y`` holds ``1`` (observed positive), ``0`` (known
     negative) and ``-1`` (unknown). A label whose column holds a ``-1`` is
-    trained with the variational loss over its positives against all its
-    positive and unknown entries, plus MixUp, plus BCE on its known
-    negatives; other labels with BCE.
+    trained with the variational loss over its observed positives against
+    those and its unknown entries, plus MixUp, plus BCE on its known
+    negatives; other labels with BCE. The positives of rows labelled for
+    every label (no ``-1``, a ``0`` on such a label: the source rows of one
+    fit on both domains) are known entries too, trained with BCE (see
+    :func:`~sklearn_dallmi.loss.observed_positives`).
 
     The variational loss makes the output ``Phi`` proportional to the
     posterior, not equal to it, and no labelled negative says where to cut.
@@ -538,12 +542,14 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             data = TokenizedDataset(train_ids, Y_train.astype(np.float32),
                                     None if not weights.any() else before.astype(np.float32))
             n_steps = epochs * math.ceil(
-                len(LabelBalancedSampler(data.y == 1, self.batch_size, self.positive_fraction))
+                len(LabelBalancedSampler(balanced_positives(data.y, pu), self.batch_size,
+                                         self.positive_fraction))
                 / (accelerator.num_processes if accelerator is not None else 1))
             # Set as skorch's set_params does for these prefixes, without its
             # re-initialisation of an initialised network.
             vars(net).update(
                 iterator_train__random_state=seed,
+                iterator_train__pu_labels=pu,
                 iterator_train__collate_fn=MixUpCollator(
                     tokenizer.pad_token_id, pu, self.mixup_alpha if self.mixup_weight else 0,
                     seed),

@@ -41,19 +41,22 @@ def observed_positives(y, pu_labels):
     positives among the unknown entries; they are known entries, trained
     with binary cross-entropy like the rows' zeros. (Counted as observed
     positives, they let the variational loss tell the domains apart instead
-    of the classes.)
+    of the classes.) The ``0`` is what tells such a row from a marked one:
+    a partially labelled row whose PU entries are all ``1`` has no ``-1``
+    either. So with a single PU label (or a 1-D ``y``) no row is labelled
+    in this sense, and every ``1`` is an observed positive.
 
     Parameters
     ----------
     y : torch.Tensor or numpy.ndarray of shape (n_rows, n_labels)
         Labels in ``{1, 0, -1}``.
     pu_labels : torch.Tensor or numpy.ndarray of shape (n_labels,), dtype bool
-        Which labels are trained in PU mode.
+        Which labels are trained in PU mode; of the same kind as ``y``.
 
     Returns
     -------
     mask : torch.Tensor or numpy.ndarray of shape (n_rows, n_labels), dtype bool
-        Of the type of ``y``.
+        Of the kind of ``y``.
     """
     labelled = ~(y == -1).any(1) & ((y == 0) & pu_labels).any(1)
     return (y == 1) & pu_labels & ~labelled[:, None]
@@ -80,8 +83,8 @@ def variational_loss(logits, y, pu_labels):
     Returns
     -------
     loss : torch.Tensor
-        A scalar; zero (with a gradient path) when no PU label has a positive
-        in the batch.
+        A scalar; zero (with a gradient path) when no PU label has an
+        observed positive in the batch.
     """
     log_phi = F.logsigmoid(logits)
     pos = observed_positives(y, pu_labels)
@@ -243,8 +246,8 @@ def draw_mixup_partners(y, pu_labels, alpha, rng):
     Returns
     -------
     partner : numpy.ndarray of shape (n_rows,) or None
-        Batch index of each row's partner; None when no PU label has a
-        positive in the batch (no MixUp for this batch).
+        Batch index of each row's partner; None when no PU label has an
+        observed positive in the batch (no MixUp for this batch).
     gamma : numpy.ndarray of shape (n_rows,) or None
         Mixing weight of each row's partner; None with ``partner``.
     """

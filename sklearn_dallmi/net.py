@@ -21,7 +21,7 @@ from skorch.exceptions import DeviceWarning
 from skorch.hf import AccelerateMixin
 from skorch.utils import to_tensor
 
-from .loss import draw_mixup_partners
+from .loss import draw_mixup_partners, observed_positives
 from .metrics import macro_average_precision
 from .sampling import LabelBalancedSampler
 from .text import pad_batch
@@ -143,7 +143,32 @@ class MixUpCollator:
         return x, y
 
 
-def label_balanced_loader(dataset, batch_size, positive_fraction, random_state=None, **kwargs):
+def balanced_positives(y, pu_labels=None):
+    """The rows the label-balanced slots draw from, per label.
+
+    Every positive of a supervised label and the observed positives of a PU
+    label (:func:`~sklearn_dallmi.loss.observed_positives`): a PU label's
+    slots go to the positives its variational term and MixUp use.
+
+    Parameters
+    ----------
+    y : numpy.ndarray of shape (n_rows, n_labels)
+        Labels in ``{1, 0, -1}``.
+    pu_labels : numpy.ndarray of shape (n_labels,), dtype bool, or None
+        Which labels are trained in PU mode; None reads every ``1``.
+
+    Returns
+    -------
+    positives : numpy.ndarray of shape (n_rows, n_labels), dtype bool
+    """
+    if pu_labels is None:
+        return y == 1
+    pu_labels = np.asarray(pu_labels, dtype=bool)
+    return observed_positives(y, pu_labels) | ((y == 1) & ~pu_labels)
+
+
+def label_balanced_loader(dataset, batch_size, positive_fraction, random_state=None,
+                          pu_labels=None, **kwargs):
     """A ``DataLoader`` of label-balanced batches (skorch's ``iterator_train``).
 
     Parameters
@@ -156,6 +181,8 @@ def label_balanced_loader(dataset, batch_size, positive_fraction, random_state=N
         Share of each batch drawn label-balanced.
     random_state : int or None, default=None
         Seeds the :class:`~sklearn_dallmi.sampling.LabelBalancedSampler`.
+    pu_labels : numpy.ndarray of shape (n_labels,), dtype bool, or None
+        Which labels are trained in PU mode (see :func:`balanced_positives`).
     **kwargs
         Passed to :class:`torch.utils.data.DataLoader` (``collate_fn``,
         ``pin_memory``, ...).
@@ -164,7 +191,8 @@ def label_balanced_loader(dataset, batch_size, positive_fraction, random_state=N
     -------
     loader : torch.utils.data.DataLoader
     """
-    sampler = LabelBalancedSampler(dataset.y == 1, batch_size, positive_fraction, random_state)
+    sampler = LabelBalancedSampler(balanced_positives(dataset.y, pu_labels), batch_size,
+                                   positive_fraction, random_state)
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, **kwargs)
 
 

@@ -7,7 +7,7 @@ from skorch.callbacks import Checkpoint, EarlyStopping
 
 from sklearn_dallmi import DALLMiClassifier
 from sklearn_dallmi.metrics import macro_average_precision
-from sklearn_dallmi.net import TokenizedDataset
+from sklearn_dallmi.net import TokenizedDataset, balanced_positives, label_balanced_loader
 from sklearn_dallmi.text import tokenize
 
 FAST = dict(max_epochs=1, batch_size=8, max_length=24, lr=1e-3, random_state=0)
@@ -33,6 +33,22 @@ def test_skorch_forward_predict_and_get_loss_work(fitted, keyword_task):
     assert "partner" not in x
     loss = net.get_loss(net.infer(x), y, X=x, training=False)
     assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+def test_balanced_slots_draw_the_observed_positives_of_pu_labels():
+    # Labels 0 and 1 are PU, label 2 supervised. Rows 0 and 1 are labelled
+    # (no -1, a 0 on a PU label): their PU positives get no balanced slot.
+    # Row 2 has no -1 but no 0 on a PU label either: it counts as marked.
+    y = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0],
+                  [1, -1, 1], [-1, 1, 0], [-1, -1, 1]], dtype=np.float32)
+    pu = np.array([True, True, False])
+    expected = np.array([[0, 0, 1], [0, 0, 0], [1, 1, 0],
+                         [1, 0, 1], [0, 1, 0], [0, 0, 1]], dtype=bool)
+    np.testing.assert_array_equal(balanced_positives(y, pu), expected)
+    np.testing.assert_array_equal(balanced_positives(y), y == 1)
+    loader = label_balanced_loader(TokenizedDataset([np.arange(3)] * 6, y), 4, 0.5,
+                                   random_state=0, pu_labels=pu)
+    np.testing.assert_array_equal(loader.batch_sampler.positives, expected)
 
 
 def test_validation_fraction_records_validation_loss_and_score(tiny_model_dir, keyword_task):
