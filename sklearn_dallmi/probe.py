@@ -18,8 +18,9 @@ import torch.nn.functional as F
 __all__ = ["fit_linear_probe"]
 
 
-def fit_linear_probe(features, y, pu_labels, C=10.0, anchor=None, max_iter=200):
-    """Fit one class-balanced logistic regression per label on fixed features.
+def fit_linear_probe(features, y, pu_labels, C=10.0, anchor=None, max_iter=200,
+                     class_weight="balanced"):
+    """Fit one logistic regression per label on fixed features, class-balanced by default.
 
     For label ``l`` it minimises ``0.5 * ||w_l - a_l||^2 + C * sum_i s_il *
     BCE(w_l . x_i + b_l, t_il)``, where ``a_l`` is the anchor's weight row
@@ -54,6 +55,9 @@ def fit_linear_probe(features, y, pu_labels, C=10.0, anchor=None, max_iter=200):
         fit starts from it and from ``bias``.
     max_iter : int, default=200
         Iterations of L-BFGS.
+    class_weight : {"balanced", None}, default="balanced"
+        None weighs every used entry 1 (scikit-learn's
+        ``class_weight=None``); the intercept then needs no correction.
 
     Returns
     -------
@@ -62,6 +66,8 @@ def fit_linear_probe(features, y, pu_labels, C=10.0, anchor=None, max_iter=200):
     bias : torch.Tensor of shape (n_labels,)
         The intercepts, likewise.
     """
+    if class_weight not in ("balanced", None):
+        raise ValueError(f"class_weight must be 'balanced' or None, got {class_weight!r}.")
     x = features.double()
     y = y.to(x.device)
     C = torch.as_tensor(C, dtype=x.dtype, device=x.device)
@@ -76,8 +82,10 @@ def fit_linear_probe(features, y, pu_labels, C=10.0, anchor=None, max_iter=200):
     n_pos, n_neg = (target.sum(0)).double(), (used & ~target).sum(0).double()
     fitted = (n_pos > 0) & (n_neg > 0)
     total = n_pos + n_neg
-    scale = torch.where(target, total / (2 * n_pos.clamp(min=1)), total / (2 * n_neg.clamp(min=1)))
-    scale = scale * used * fitted
+    scale = (used & fitted).to(x.dtype)
+    if class_weight == "balanced":
+        scale = scale * torch.where(target, total / (2 * n_pos.clamp(min=1)),
+                                    total / (2 * n_neg.clamp(min=1)))
     weight = center.clone().requires_grad_(True)
     bias = bias0.clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([weight, bias], max_iter=max_iter, tolerance_grad=1e-9,
@@ -94,6 +102,7 @@ def fit_linear_probe(features, y, pu_labels, C=10.0, anchor=None, max_iter=200):
     optimizer.step(objective)
     keep = fitted.unsqueeze(1)
     weight = torch.where(keep, weight.detach(), center)
-    correction = torch.log(n_pos.clamp(min=1) / n_neg.clamp(min=1))
+    correction = (torch.log(n_pos.clamp(min=1) / n_neg.clamp(min=1))
+                  if class_weight == "balanced" else 0)
     bias = torch.where(fitted, bias.detach() + correction, bias0)
     return weight.to(features.dtype), bias.to(features.dtype)

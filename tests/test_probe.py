@@ -35,6 +35,19 @@ def test_supervised_labels_match_sklearn(problem, C):
         assert bias[label].item() == pytest.approx(intercept, rel=1e-4, abs=1e-5)
 
 
+def test_unweighted_probe_matches_sklearn_without_class_weight(problem):
+    x, Y = problem
+    weight, bias = fit_linear_probe(torch.tensor(x), torch.tensor(Y), torch.zeros(3, dtype=bool),
+                                    C=1.0, class_weight=None)
+    for label in range(3):
+        model = LogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(x, Y[:, label])
+        np.testing.assert_allclose(weight[label].numpy(), model.coef_[0], rtol=1e-4, atol=1e-5)
+        assert bias[label].item() == pytest.approx(model.intercept_[0], rel=1e-4, abs=1e-5)
+    with pytest.raises(ValueError, match="class_weight"):
+        fit_linear_probe(torch.tensor(x), torch.tensor(Y), torch.zeros(3, dtype=bool),
+                         class_weight="auto")
+
+
 def test_pu_label_reads_unknown_as_negative_and_supervised_skips_it(problem):
     x, Y = problem
     partial = np.where(Y == 1, 1, -1)

@@ -29,7 +29,6 @@ import warnings
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sklearn_dallmi.benchmark.adaptation import Config, evaluate, split_pair
 from sklearn_dallmi.benchmark.peers import frozen_embeddings, run_peer
@@ -38,36 +37,6 @@ from sklearn_dallmi.probe import fit_linear_probe
 
 warnings.simplefilter("ignore")
 CACHE = "benchmark_results/cache/peers"
-
-
-def unbalanced_probe(x, y, pu_labels, C, anchor=None):
-    """``fit_linear_probe``'s objective with every used entry weighted 1."""
-    x = x.double()
-    C = torch.as_tensor(C, dtype=x.dtype)
-    n_labels = y.shape[1]
-    if anchor is None:
-        center, bias0 = x.new_zeros(n_labels, x.shape[1]), x.new_zeros(n_labels)
-    else:
-        center, bias0 = anchor[0].double(), anchor[1].double()
-    used = (y != -1) | pu_labels
-    target = (y == 1) & used
-    fitted = (target.sum(0) > 0) & ((used & ~target).sum(0) > 0)
-    weight = center.clone().requires_grad_(True)
-    bias = bias0.clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([weight, bias], max_iter=200, tolerance_grad=1e-9,
-                                  tolerance_change=1e-12, line_search_fn="strong_wolfe")
-
-    def objective():
-        optimizer.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(x @ weight.T + bias, target.double(),
-                                                  weight=used * fitted * C, reduction="sum")
-        loss = loss + 0.5 * (((weight - center) ** 2).sum(1) * fitted).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(objective)
-    return (torch.where(fitted[:, None], weight.detach(), center),
-            torch.where(fitted, bias.detach(), bias0))
 
 
 def main():
@@ -99,12 +68,13 @@ def main():
                 "source": lambda: head,
                 "re-probe (the recipe's)": lambda: fit_linear_probe(
                     E_tgt, Y_tgt, pu, C=0.1 * n / (n + 10), anchor=head),
-                **{f"re-probe, unbalanced C={C}": (lambda C=C: unbalanced_probe(
-                    E_tgt, Y_tgt, pu, C * n / (n + 10), anchor=head)) for C in (1.0, 3.0)},
+                **{f"re-probe, unbalanced C={C}": (lambda C=C: fit_linear_probe(
+                    E_tgt, Y_tgt, pu, C=C * n / (n + 10), anchor=head, class_weight=None))
+                   for C in (1.0, 3.0)},
                 **{f"joint, balanced C={C}": (lambda C=C: fit_linear_probe(
                     E_joint, Y_joint, pu, C=C)) for C in (0.1, 1.0)},
-                **{f"joint, unbalanced C={C}": (lambda C=C: unbalanced_probe(
-                    E_joint, Y_joint, pu, C)) for C in (0.3, 1.0)},
+                **{f"joint, unbalanced C={C}": (lambda C=C: fit_linear_probe(
+                    E_joint, Y_joint, pu, C=C, class_weight=None)) for C in (0.3, 1.0)},
             }
             for name, fit in variants.items():
                 rows.setdefault(name, []).append(score(fit()))
