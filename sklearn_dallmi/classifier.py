@@ -15,7 +15,7 @@ from scipy.special import expit
 from skorch.callbacks import LRScheduler, ProgressBar
 from skorch.helper import predefined_split
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, train_test_split
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -32,7 +32,7 @@ from .net import (AcceleratedDALLMiNet, DALLMiNet, MixUpCollator, TokenizedDatas
                   uses_bf16)
 from .priors import (geometric_mean_prior, pooled_frequency_prior, prior_logit_shift,
                      source_mean_prior, vpu_prior)
-from .probe import fit_linear_probe
+from .probe import fit_expanded_probe, fit_linear_probe, logistic_expansion, pu_roc_auc
 from .sampling import LabelBalancedSampler
 from .text import length_order, pad_batch, tokenize
 
@@ -41,6 +41,8 @@ __all__ = ["DALLMiClassifier"]
 _PREDICT_CHUNK = 8192
 # Fitted arrays of one value per label, saved by save_pretrained.
 _ARRAYS = ("pu_labels_", "proba_shift_", "class_prior_", "n_positives_")
+# Fitted arrays that may be None (saved only when present).
+_EXPANSION = ("head_gradient_", "head_hessian_")
 # Parameters that hold code or live objects: not written by save_pretrained.
 _RUNTIME_PARAMS = ("callbacks", "accelerator")
 _PRECISIONS = ("auto", "bf16", "float32")
@@ -64,6 +66,13 @@ def _lr_schedule(name, warmup_steps, total_steps):
                            last_epoch=-1)
     return LRScheduler(transformers.get_constant_schedule_with_warmup, step_every="batch",
                        num_warmup_steps=warmup_steps, last_epoch=-1)
+
+
+def _head(heads, name):
+    """``heads[name]``, or for ``"average"`` the mean of the probe and the expanded head."""
+    if name != "average":
+        return heads[name]
+    return tuple((a.double() + b.double()) / 2 for a, b in zip(heads["probe"], heads["expanded"]))
 
 
 class DALLMiClassifier(ClassifierMixin, BaseEstimator):
@@ -140,6 +149,17 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         ``C = probe_C * n / (n + anchor)``, and its unknown entries are
         distilled toward the previous model's probabilities with weight
         ``anchor / (anchor + n)``. 0 turns both off.
+    source_curvature : bool, default=True
+        Keep, at the end of a fit, the second-order expansion of its
+        supervised labels' logistic loss at the fitted head
+        (``head_gradient_``, ``head_hessian_``), and let a continued fit
+        start the labels turning PU from one of three heads: the anchored
+        probe above, a regression on the new texts plus that expansion
+        (the earlier texts' help without the texts), or their average,
+        whichever ranks the observed positives above the other entries
+        best in 5-fold cross-validation on the new texts (ROC AUC, macro
+        over labels; ``stage_head_`` names it). False keeps the anchored
+        probe and stores no expansion. See Notes.
     dropout : float, default=0.1
         Dropout before the linear head.
     scale_quantile : float, default=0.99
@@ -244,6 +264,19 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         that share of them positive.
     n_positives_ : numpy.ndarray of shape (n_labels,)
         Observed positives seen in training, summed over calls.
+    head_gradient_ : numpy.ndarray of shape (n_labels, n_features + 1) or None
+        With ``source_curvature``: the gradient, with respect to each
+        label's head row and intercept, of the unweighted logistic loss of
+        the last call's supervised labels on its training texts, at the
+        fitted head (zeros for the other labels); None when the call had
+        no supervised label.
+    head_hessian_ : numpy.ndarray of shape (n_labels, n_features + 1, n_features + 1) or None
+        Its Hessian, likewise (float32; 385 x 385 per label for a
+        384-dimensional encoder).
+    stage_head_ : str or None
+        The head the labels turning PU started from in the last call:
+        ``"probe"``, ``"expanded"`` or ``"average"``; None when no label
+        turned PU.
     n_epochs_ : int
         Epochs trained so far.
     net_ : skorch.NeuralNet
@@ -282,6 +315,16 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
     strictly increasing map, so rankings (average precision) do not change.
     ``threshold`` still overrides the 0.5.
 
+    A continued fit (``fit`` then ``warm_start`` or ``partial_fit`` on
+    another domain) does not see the earlier texts. With
+    ``source_curvature``, the fit before it left the expansion of their
+    loss at its head; a regression on the new texts plus that expansion
+    approximates one regression on both sets of texts (unweighted,
+    ``C=1``), which helps where the earlier domain resembles the new one
+    and hurts where it does not. The partially labelled new texts decide by
+    cross-validation whether the labels turning PU start from it, from the
+    anchored probe, or from their average.
+
     References
     ----------
     .. [1] Betianu, Malan, Aldinucci, Birke, Chen. "DALLMi: Domain Adaption
@@ -316,6 +359,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         "probe_C": [None, Interval(numbers.Real, 0, None, closed="neither")],
         "frozen_layers": [Interval(numbers.Integral, 0, None, closed="left")],
         "anchor": [Interval(numbers.Real, 0, None, closed="left")],
+        "source_curvature": ["boolean"],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "scale_quantile": [Interval(numbers.Real, 0, 1, closed="right")],
         "objective": [StrOptions({"dallmi", "published"})],
@@ -352,6 +396,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         probe_C=0.1,
         frozen_layers=0,
         anchor=10.0,
+        source_curvature=True,
         dropout=0.1,
         scale_quantile=0.99,
         objective="dallmi",
@@ -384,6 +429,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         self.probe_C = probe_C
         self.frozen_layers = frozen_layers
         self.anchor = anchor
+        self.source_curvature = source_curvature
         self.dropout = dropout
         self.scale_quantile = scale_quantile
         self.objective = objective
@@ -533,8 +579,10 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
                     # that stream: draw for the pass saved, so that a fit
                     # gives what it gave with two passes.
                     torch.empty((), dtype=torch.int64).random_()
+            stage_head = None
             if probing:
-                self._probe(net, features, Y_train[order], pu, probed, anchored=continuing)
+                stage_head = self._probe(net, features, Y_train[order], pu, probed,
+                                         anchored=continuing, seed=seed)
             weights = np.zeros(Y.shape[1], dtype=np.float32)
             if before is not None and self.anchor > 0:
                 weights[pu] = self.anchor / (self.anchor + (Y_train[:, pu] == 1).sum(axis=0))
@@ -569,6 +617,14 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
                         raise
                 net.notify("on_train_end", X=data, y=None)
             shift, prior = self._decision_rule(net, train_ids, Y_train, pu, before, continuing)
+            expansion = None
+            if self.source_curvature and not pu.all():
+                if not probing or len(net.history) > n_epochs_before:
+                    features, order = self._features(net, train_ids)  # after training
+                head = net.plain_module.head
+                expansion = tuple(t.float().cpu().numpy() for t in logistic_expansion(
+                    features, torch.from_numpy(Y_train[order]), head.weight, head.bias,
+                    torch.from_numpy(~pu)))
 
         self.__dict__.pop("_onnx_scorer", None)
         self.net_ = net
@@ -579,6 +635,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         self.proba_shift_ = shift
         self.class_prior_ = prior
         self.n_positives_ = n_positives
+        self.head_gradient_, self.head_hessian_ = expansion or (None, None)
+        self.stage_head_ = stage_head
         self.n_epochs_ = n_epochs_done + len(net.history) - n_epochs_before
         return self
 
@@ -679,13 +737,16 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         order = length_order(ids)
         return net.features(TokenizedDataset([ids[i] for i in order])), order
 
-    def _probe(self, net, features, Y, pu, labels, anchored=False):
+    def _probe(self, net, features, Y, pu, labels, anchored=False, seed=0):
         """Fit the head rows of ``labels`` on the frozen encoder's pooled vectors.
 
         ``features`` and ``Y`` have one row per text, in the same order.
 
-        The linear probe of LP-FT; ``anchored`` pulls it toward the current
-        head instead of zero.
+        The linear probe of LP-FT; ``anchored`` (a continued fit) pulls it
+        toward the current head instead of zero and, with the previous
+        fit's expansion, lets cross-validation pick it, the expanded
+        regression or their average. Returns the name of the head taken
+        (None for a fresh fit).
         """
         head = net.plain_module.head
         C = np.full(Y.shape[1], float(self.probe_C))
@@ -694,13 +755,49 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             # positives: a label with one kept positive moves little.
             n = (Y == 1).sum(axis=0)
             C *= n / (n + self.anchor) if self.anchor > 0 else 1.0
-        weight, bias = fit_linear_probe(
-            features, torch.from_numpy(Y), torch.from_numpy(pu), C=torch.from_numpy(C),
-            anchor=(head.weight, head.bias) if anchored else None)
+        pu_labels, C = torch.from_numpy(pu), torch.from_numpy(C)
+
+        def probe(x, y):
+            return fit_linear_probe(x, torch.from_numpy(y), pu_labels, C=C,
+                                    anchor=(head.weight, head.bias) if anchored else None)
+
+        fits = {"probe": probe}
+        hessian = getattr(self, "head_hessian_", None)
+        if anchored and self.source_curvature and hessian is not None:
+            expansion = (torch.from_numpy(self.head_gradient_), torch.from_numpy(hessian))
+            fits["expanded"] = lambda x, y: fit_expanded_probe(
+                x, torch.from_numpy(y), pu_labels, expansion, (head.weight, head.bias))
+        chosen = self._choose_head(fits, features, Y, labels, seed)
+        heads = {name: fit(features, Y) for name, fit in fits.items()
+                 if chosen in (name, "average")}
+        weight, bias = _head(heads, chosen)
         rows = torch.from_numpy(labels).to(head.bias.device)
         with torch.no_grad():
             head.weight[rows] = weight[rows].to(head.weight.dtype)
             head.bias[rows] = bias[rows].to(head.bias.dtype)
+        return None if not anchored else chosen
+
+    @staticmethod
+    def _choose_head(fits, features, Y, labels, seed, n_splits=5):
+        """The candidate head whose held-out scores rank observed positives best.
+
+        ``"probe"`` when it is the only candidate or the texts are too few
+        to split; otherwise the best of ``fits`` and ``"average"`` (the
+        mean of the probe and the expanded head) by :func:`pu_roc_auc` over
+        ``labels``, averaged over ``n_splits`` folds; ties go to the probe.
+        """
+        if len(fits) == 1 or len(Y) < 2 * n_splits:
+            return "probe"
+        scores = {name: [] for name in ("probe", "expanded", "average")}
+        for fit_rows, held in KFold(n_splits, shuffle=True, random_state=seed).split(Y):
+            heads = {name: fit(features[fit_rows], Y[fit_rows]) for name, fit in fits.items()}
+            for name in scores:
+                weight, bias = _head(heads, name)
+                logits = (features[held].double() @ weight.double().T + bias.double())
+                scores[name].append(pu_roc_auc(Y[held], logits.cpu().numpy(), labels))
+        means = {name: np.mean([v for v in values if not np.isnan(v)] or [-np.inf])
+                 for name, values in scores.items()}
+        return max(means, key=means.get)
 
     def _configure(self, net, device, accelerator):
         """Bring a fitted network in line with the current parameters.
@@ -860,6 +957,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         arrays = {f"param.{name}": params.pop(name) for name in
                   [k for k, v in params.items() if isinstance(v, np.ndarray)]}
         arrays.update({f"fitted.{name}": np.asarray(getattr(self, name)) for name in _ARRAYS})
+        arrays.update({f"fitted.{name}": getattr(self, name) for name in _EXPANSION
+                       if getattr(self, name, None) is not None})
         for name, value in params.items():
             try:
                 json.dumps(value, allow_nan=False)
@@ -882,7 +981,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         manifest = {
             "params": params,
             "fitted": {"n_labels_": int(self.n_labels_), "n_epochs_": int(self.n_epochs_),
-                       "binary": bool(self._binary)},
+                       "binary": bool(self._binary),
+                       "stage_head_": getattr(self, "stage_head_", None)},
             "optimizer": optimizer,
         }
 
@@ -975,6 +1075,15 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         estimator.n_labels_ = n_labels
         estimator.n_epochs_ = fitted["n_epochs_"]
         estimator._binary = fitted["binary"]
+        estimator.stage_head_ = fitted.get("stage_head_")
+        width = net.plain_module.head.in_features + 1
+        shapes = {"head_gradient_": (n_labels, width), "head_hessian_": (n_labels, width, width)}
+        for name in _EXPANSION:
+            value = tensors.get(f"fitted.{name}")
+            if value is not None and tuple(value.shape) != shapes[name]:
+                raise ValueError(f"{path} is corrupted: {name} has shape {tuple(value.shape)}, "
+                                 f"not {shapes[name]}.")
+            setattr(estimator, name, None if value is None else value.numpy())
         return estimator
 
     # -------------------------------------------------------------- predict

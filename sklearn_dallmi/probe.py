@@ -10,12 +10,20 @@ problem solved by L-BFGS, with scikit-learn's objective for
 anchor: the penalty pulls the weights toward given ones instead of zero
 (L2-SP), so that a head adapted on few target positives stays near the
 source head where the data say little.
+
+A new stage can also keep what the previous stage's texts said without
+the texts: :func:`logistic_expansion` is the second-order expansion of
+their loss at the fitted head, :func:`fit_expanded_probe` adds it to the
+new texts' regression, and :func:`pu_roc_auc` scores candidate heads on
+partially labelled texts (cross-validation picks among them).
 """
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
 
-__all__ = ["fit_linear_probe"]
+__all__ = ["fit_linear_probe", "logistic_expansion", "fit_expanded_probe", "pu_roc_auc"]
 
 
 def fit_linear_probe(features, y, pu_labels, C=10.0, anchor=None, max_iter=200,
@@ -106,3 +114,135 @@ def fit_linear_probe(features, y, pu_labels, C=10.0, anchor=None, max_iter=200,
                   if class_weight == "balanced" else 0)
     bias = torch.where(fitted, bias.detach() + correction, bias0)
     return weight.to(features.dtype), bias.to(features.dtype)
+
+
+def _with_intercept(features):
+    return F.pad(features.double(), (0, 1), value=1.0)
+
+
+def logistic_expansion(features, y, weight, bias, labels):
+    """Gradient and Hessian of each label's logistic loss at a head.
+
+    For label ``l`` in ``labels``, the loss is ``sum_i BCE(w_l . x_i + b_l,
+    y_il)`` over its known entries (``y_il != -1``), unweighted and without
+    penalty; its expansion around ``theta_l = (w_l, b_l)`` stands in for
+    those texts in a later fit (:func:`fit_expanded_probe`). Other labels
+    get zeros.
+
+    Parameters
+    ----------
+    features : torch.Tensor of shape (n_rows, n_features)
+    y : torch.Tensor of shape (n_rows, n_labels)
+        Labels in ``{1, 0, -1}``.
+    weight : torch.Tensor of shape (n_labels, n_features)
+    bias : torch.Tensor of shape (n_labels,)
+    labels : torch.Tensor of shape (n_labels,), dtype bool
+
+    Returns
+    -------
+    gradient : torch.Tensor of shape (n_labels, n_features + 1)
+        float64; the last column is the intercept's.
+    hessian : torch.Tensor of shape (n_labels, n_features + 1, n_features + 1)
+        float64.
+    """
+    x = _with_intercept(features)
+    y = y.to(x.device)
+    theta = torch.cat([weight.detach().double(), bias.detach().double()[:, None]], 1)
+    p = torch.sigmoid(x @ theta.T)
+    known = ((y != -1) & labels.to(x.device)).double()
+    gradient = ((p - (y == 1).double()) * known).T @ x
+    hessian = (x.T.unsqueeze(0) * (p * (1 - p) * known).T.unsqueeze(1)) @ x
+    return gradient, hessian
+
+
+def fit_expanded_probe(features, y, pu_labels, expansion, center, C=1.0, max_iter=200):
+    """Logistic regressions on new rows plus the expansion of earlier rows' loss.
+
+    For label ``l`` it minimises ``0.5 * ||w_l||^2 + C * sum_i BCE(w_l . x_i
+    + b_l, t_il) + g_l . (theta_l - c_l) + 0.5 * (theta_l - c_l)' H_l
+    (theta_l - c_l)``, where ``theta_l = (w_l, b_l)``, ``c_l`` is the head
+    the expansion ``(g, H)`` was taken at (:func:`logistic_expansion`), and
+    the entries used are as in :func:`fit_linear_probe` (a PU label's
+    unknowns read as negatives), unweighted. With ``C=1`` this is the
+    quadratic approximation of one regression on the earlier rows and the
+    new ones together. A label without both classes among its entries
+    keeps ``c_l``.
+
+    Parameters
+    ----------
+    features : torch.Tensor of shape (n_rows, n_features)
+    y : torch.Tensor of shape (n_rows, n_labels)
+        Labels in ``{1, 0, -1}``.
+    pu_labels : torch.Tensor of shape (n_labels,), dtype bool
+    expansion : tuple of torch.Tensor
+        ``(gradient, hessian)`` as :func:`logistic_expansion` returns.
+    center : tuple of torch.Tensor
+        ``(weight, bias)``: the head the expansion was taken at.
+    C : float, default=1.0
+        Inverse regularisation strength of the new rows' term.
+    max_iter : int, default=200
+        Iterations of L-BFGS.
+
+    Returns
+    -------
+    weight : torch.Tensor of shape (n_labels, n_features)
+        In the dtype and on the device of ``features``.
+    bias : torch.Tensor of shape (n_labels,)
+    """
+    x = _with_intercept(features)
+    y = y.to(x.device)
+    gradient, hessian = (t.to(x.device, torch.float64) for t in expansion)
+    start = torch.cat([center[0].detach().double(), center[1].detach().double()[:, None]],
+                      1).to(x.device)
+    used = (y != -1) | pu_labels.to(x.device)
+    target = (y == 1) & used
+    fitted = target.any(0) & (used & ~target).any(0)
+    scale = (used & fitted).double() * C
+    theta = start.clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([theta], max_iter=max_iter, tolerance_grad=1e-9,
+                                  tolerance_change=1e-12, line_search_fn="strong_wolfe")
+
+    def objective():
+        optimizer.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(x @ theta.T, target.double(), weight=scale,
+                                                  reduction="sum")
+        step = (theta - start) * fitted.unsqueeze(1)
+        loss = loss + 0.5 * ((theta[:, :-1] ** 2).sum(1) * fitted).sum()
+        loss = loss + (gradient * step).sum() + 0.5 * (step.unsqueeze(1) @ hessian
+                                                        @ step.unsqueeze(2)).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(objective)
+    theta = torch.where(fitted.unsqueeze(1), theta.detach(), start)
+    return theta[:, :-1].to(features.dtype), theta[:, -1].to(features.dtype)
+
+
+def pu_roc_auc(y, scores, labels):
+    """Macro ROC AUC of the observed positives against every other entry.
+
+    Under SCAR the unknowns hold positives at the labels' rate, and the AUC
+    of observed positives against unknowns is an increasing linear function
+    of the AUC of positives against negatives: it ranks scores without a
+    labelled negative.
+
+    Parameters
+    ----------
+    y : numpy.ndarray of shape (n_rows, n_labels)
+        Labels in ``{1, 0, -1}``.
+    scores : numpy.ndarray of shape (n_rows, n_labels)
+    labels : numpy.ndarray of shape (n_labels,), dtype bool
+        The labels averaged over; those without an observed positive or
+        without another entry are left out.
+
+    Returns
+    -------
+    auc : float
+        NaN when no label qualifies.
+    """
+    positive = y == 1
+    counts = positive.sum(axis=0)
+    columns = np.flatnonzero(labels & (counts > 0) & (counts < len(y)))
+    if not columns.size:
+        return float("nan")
+    return float(np.mean([roc_auc_score(positive[:, j], scores[:, j]) for j in columns]))

@@ -234,7 +234,10 @@ def test_labels_turning_pu_start_from_a_probe_anchored_at_their_head(tiny_model_
     texts, Y_true, Y_partial = small
     Y = Y_partial.copy()
     Y[:, 2] = Y_true[:, 2]  # label 2 stays supervised
-    source = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y_true)
+    # Without the source's expansion the anchored probe is the only head.
+    source = DALLMiClassifier(model=tiny_model_dir, source_curvature=False,
+                              **FAST).fit(texts, Y_true)
+    assert source.head_hessian_ is None
     head = source.net_.module_.head
     ids = tokenize(source.tokenizer_, texts, source.max_length)
     features = source.net_.features(TokenizedDataset(ids))
@@ -248,9 +251,81 @@ def test_labels_turning_pu_start_from_a_probe_anchored_at_their_head(tiny_model_
     new = target.net_.module_.head
     torch.testing.assert_close(new.weight[:2], weight[:2], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(new.weight[2], head.weight[2])  # not a new stage for it
+    assert target.stage_head_ == "probe"
     # Continuing with the same modes is no new stage: the head is left alone.
     again = copy.deepcopy(target).fit(texts, Y)
     torch.testing.assert_close(again.net_.module_.head.weight, new.weight)
+
+
+def test_a_fit_keeps_the_expansion_of_its_supervised_labels_loss(tiny_model_dir, small):
+    from sklearn_dallmi.probe import logistic_expansion
+
+    texts, Y_true, Y_partial = small
+    Y = Y_true.copy()
+    Y[:, 0] = Y_partial[:, 0]  # label 0 is PU: no expansion for it
+    clf = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y)
+    assert clf.stage_head_ is None  # a fresh fit
+    head = clf.net_.module_.head
+    # The trained network's features, in the texts' order.
+    features = clf.net_.features(TokenizedDataset(tokenize(clf.tokenizer_, texts,
+                                                           clf.max_length)))
+    gradient, hessian = logistic_expansion(features, torch.from_numpy(Y), head.weight,
+                                           head.bias, torch.tensor([False, True, True]))
+    width = head.in_features + 1
+    assert clf.head_gradient_.shape == (3, width) and clf.head_hessian_.shape == (3, width, width)
+    assert clf.head_hessian_.dtype == np.float32
+    np.testing.assert_allclose(clf.head_gradient_, gradient.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(clf.head_hessian_, hessian.numpy(), rtol=1e-4, atol=1e-4)
+    assert not clf.head_hessian_[0].any() and clf.head_hessian_[1:].any()
+    # A call whose labels are all PU leaves none.
+    assert clf.set_params(warm_start=True).fit(texts, Y_partial).head_hessian_ is None
+
+
+def test_labels_turning_pu_start_from_the_head_cross_validation_chose(tiny_model_dir, small):
+    from sklearn_dallmi.probe import fit_expanded_probe, fit_linear_probe
+
+    texts, Y_true, Y_partial = small
+    source = DALLMiClassifier(model=tiny_model_dir, **FAST).fit(texts, Y_true)
+    head = source.net_.module_.head
+    features = source.net_.features(TokenizedDataset(tokenize(source.tokenizer_, texts,
+                                                              source.max_length)))
+    pu, Y = torch.ones(3, dtype=torch.bool), torch.from_numpy(Y_partial)
+    n = (Y_partial == 1).sum(axis=0)
+    probe = fit_linear_probe(features, Y, pu, anchor=(head.weight, head.bias),
+                             C=torch.from_numpy(source.probe_C * n / (n + source.anchor)))
+    expanded = fit_expanded_probe(
+        features, Y, pu, (torch.from_numpy(source.head_gradient_),
+                          torch.from_numpy(source.head_hessian_)), (head.weight, head.bias))
+    heads = {"probe": probe, "expanded": expanded,
+             "average": tuple((a + b) / 2 for a, b in zip(probe, expanded))}
+    target = copy.deepcopy(source).set_params(warm_start=True, max_epochs=0)
+    target.fit(texts, Y_partial)
+    assert target.stage_head_ in heads
+    weight, bias = heads[target.stage_head_]
+    new = target.net_.module_.head
+    torch.testing.assert_close(new.weight, weight.float(), atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(new.bias, bias.float(), atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("best", ["probe", "expanded", "average"])
+def test_choose_head_takes_the_best_held_out_pu_auc(best):
+    # Feature 0 ranks the observed positives first; feature 1 is noise.
+    rng = np.random.default_rng(0)
+    Y = np.full((60, 2), -1)
+    Y[:20] = 1
+    x = torch.tensor(np.c_[np.r_[np.ones(20), np.zeros(40)] + rng.normal(0, 0.3, 60),
+                           rng.normal(size=60)])
+    clean, noisy = [[1.0, 0.0]] * 2, [[0.0, 1.0]] * 2
+    rows = {"probe": (clean, noisy), "expanded": (noisy, clean),
+            # each alone carries the noise, their mean cancels it
+            "average": ([[1.0, 3.0]] * 2, [[1.0, -3.0]] * 2)}[best]
+    fits = {name: (lambda w: lambda f, y: (torch.tensor(w), torch.zeros(2)))(w)
+            for name, w in zip(("probe", "expanded"), rows)}
+    labels = np.array([True, True])
+    assert DALLMiClassifier._choose_head(fits, x, Y, labels, seed=0) == best
+    # Alone, or on too few texts to split, the probe.
+    assert DALLMiClassifier._choose_head({"probe": fits["probe"]}, x, Y, labels, 0) == "probe"
+    assert DALLMiClassifier._choose_head(fits, x[:9], Y[:9], labels, 0) == "probe"
 
 
 def test_anchor_keeps_a_continued_fit_near_the_previous_model(tiny_model_dir, small):

@@ -79,6 +79,13 @@ def _assert_same_fitted(a, b):
     for name in ("pu_labels_", "proba_shift_", "n_positives_"):
         assert getattr(b, name).dtype == getattr(a, name).dtype, name
         assert_array_equal(getattr(b, name), getattr(a, name))
+    assert b.stage_head_ == a.stage_head_
+    for name in ("head_gradient_", "head_hessian_"):
+        if getattr(a, name) is None:
+            assert getattr(b, name) is None, name
+        else:
+            assert getattr(b, name).dtype == getattr(a, name).dtype, name
+            assert_array_equal(getattr(b, name), getattr(a, name))
     if a._binary:
         assert_array_equal(b.classes_, a.classes_)
     else:
@@ -109,6 +116,28 @@ def test_round_trip_predicts_identical_probabilities(_fitted, tmp_path):
     expected = {**_fitted.get_params(), "model": str(Path(path))}
     assert loaded.get_params() == expected
     assert clone(loaded).get_params()["model"] == str(Path(path))
+
+
+def test_round_trip_of_a_continued_fit_keeps_its_stage_head(_tiny_dir, tmp_path):
+    source = _fit(_tiny_dir, y=np.where(Y == -1, 0, Y))
+    assert source.head_hessian_ is not None
+    target = copy.deepcopy(source).set_params(warm_start=True).fit(TEXTS, Y)
+    assert target.stage_head_ in ("probe", "expanded", "average")
+    loaded = load_pretrained(save_pretrained(target, tmp_path / "target"))
+    _assert_same_fitted(target, loaded)
+    # Its supervised label (column 1) left an expansion; the next stage reads it.
+    assert loaded.head_hessian_[1].any() and not loaded.head_hessian_[0].any()
+
+
+def test_corrupted_expansion_is_refused(_fitted, tmp_path):
+    from safetensors.torch import save_file
+
+    path = Path(save_pretrained(_fitted, tmp_path / "bad"))
+    tensors = load_file(str(path / "dallmi.safetensors"))
+    tensors["fitted.head_hessian_"] = tensors["fitted.head_hessian_"][:, :3].contiguous()
+    save_file(tensors, str(path / "dallmi.safetensors"))
+    with pytest.raises(ValueError, match="corrupted: head_hessian_ has shape"):
+        load_pretrained(path)
 
 
 def test_round_trip_of_a_one_dimensional_y(_tiny_dir, tmp_path):
@@ -166,12 +195,13 @@ def test_directory_holds_no_pickle(_fitted, tmp_path):
     # Every parameter but those that hold code or live objects.
     assert set(manifest["params"]) == set(_fitted.get_params(deep=False)) - {
         "callbacks", "accelerator"}
-    assert set(manifest["fitted"]) == {"n_labels_", "n_epochs_", "binary"}
+    assert set(manifest["fitted"]) == {"n_labels_", "n_epochs_", "binary", "stage_head_"}
     # The tensors: the weights outside the encoder, the fitted arrays and
     # the optimizer's moments.
     tensors = set(load_file(str(path / "dallmi.safetensors")))
     assert {"module.head.weight", "module.head.bias", "fitted.pu_labels_",
-            "fitted.proba_shift_", "fitted.n_positives_"} <= tensors
+            "fitted.proba_shift_", "fitted.n_positives_", "fitted.head_gradient_",
+            "fitted.head_hessian_"} <= tensors
     assert all(t.startswith(("module.head.", "fitted.", "optimizer.")) for t in tensors)
     assert any(t.startswith("optimizer.") for t in tensors)
 

@@ -122,3 +122,79 @@ def test_label_without_both_classes_keeps_the_anchor_or_zero(problem):
     anchor = (torch.ones(3, 5), torch.full((3,), -2.0))
     weight, bias = fit_linear_probe(torch.tensor(x).float(), y, pu, anchor=anchor)
     assert torch.all(weight[:2] == 1) and torch.all(bias[:2] == -2)
+
+
+# ----------------------------------------------------- the earlier texts' expansion
+
+
+def test_expansion_is_the_gradient_and_hessian_of_the_known_entries_loss(problem):
+    from sklearn_dallmi.probe import logistic_expansion
+
+    x, Y = problem
+    Y = Y.copy()
+    Y[:30, 1] = -1  # unknown entries are left out of the loss
+    x = torch.tensor(x)
+    weight, bias = torch.randn(3, 5, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    gradient, hessian = logistic_expansion(x, torch.tensor(Y), weight, bias,
+                                           torch.tensor([True, True, False]))
+    for label in (0, 1):
+        known = Y[:, label] != -1
+        rows, target = x[known], torch.tensor(Y[known, label] == 1).double()
+
+        def loss(theta, rows=rows, target=target):
+            return torch.nn.functional.binary_cross_entropy_with_logits(
+                rows @ theta[:-1] + theta[-1], target, reduction="sum")
+
+        theta = torch.cat([weight[label], bias[label:label + 1]])
+        torch.testing.assert_close(gradient[label], torch.func.grad(loss)(theta))
+        torch.testing.assert_close(hessian[label], torch.func.hessian(loss)(theta))
+    assert not gradient[2].any() and not hessian[2].any()  # not among `labels`
+
+
+def test_expanded_probe_keeps_the_joint_optimum_where_it_stands(problem):
+    """At the optimum of one regression on rows A and B together, the
+    expansion of A's loss taken there makes the same point optimal on B."""
+    from sklearn_dallmi.probe import fit_expanded_probe, fit_linear_probe, logistic_expansion
+
+    x, Y = (torch.tensor(a) for a in problem)
+    supervised = torch.zeros(3, dtype=torch.bool)
+    joint = fit_linear_probe(x, Y, supervised, C=1.0, class_weight=None, max_iter=500)
+    a, b = slice(0, 70), slice(70, None)
+    expansion = logistic_expansion(x[a], Y[a], *joint, ~supervised)
+    weight, bias = fit_expanded_probe(x[b], Y[b], supervised, expansion, joint)
+    torch.testing.assert_close(weight, joint[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(bias, joint[1], atol=1e-5, rtol=1e-4)
+    # Away from it, the fit moves: toward B's own regression without A.
+    alone = fit_linear_probe(x[b], Y[b], supervised, C=1.0, class_weight=None)
+    zero = tuple(torch.zeros_like(t) for t in expansion)
+    free, _ = fit_expanded_probe(x[b], Y[b], supervised, zero, joint)
+    torch.testing.assert_close(free, alone[0], atol=1e-4, rtol=1e-3)
+
+
+def test_expanded_probe_reads_pu_unknowns_as_negatives_and_skips_one_class_labels(problem):
+    from sklearn_dallmi.probe import fit_expanded_probe
+
+    x, Y = problem
+    x = torch.tensor(x)
+    Y_pu = np.where(Y == 1, 1, -1)
+    Y_pu[:, 2] = -1  # no observed positive: keeps the center
+    zero = (torch.zeros(3, 6, dtype=torch.float64), torch.zeros(3, 6, 6, dtype=torch.float64))
+    center = (torch.ones(3, 5, dtype=torch.float64), torch.full((3,), 0.5, dtype=torch.float64))
+    pu = torch.tensor([True, True, True])
+    w_pu, b_pu = fit_expanded_probe(x, torch.tensor(Y_pu), pu, zero, center)
+    w_0, b_0 = fit_expanded_probe(x, torch.tensor(np.maximum(Y_pu, 0)), pu, zero, center)
+    torch.testing.assert_close(w_pu[:2], w_0[:2])
+    torch.testing.assert_close(w_pu[2], center[0][2])
+    assert b_pu[2].item() == 0.5
+
+
+def test_pu_roc_auc_by_hand():
+    from sklearn_dallmi.probe import pu_roc_auc
+
+    y = np.array([[1, 1, -1], [-1, -1, -1], [-1, 1, 0], [1, -1, -1]])
+    scores = np.array([[0.9, 0.2, 0.1], [0.1, 0.5, 0.3], [0.8, 0.4, 0.2], [0.3, 0.9, 0.0]])
+    # Label 0: positives 0.9 and 0.3 against 0.1 and 0.8: 3 of 4 pairs in order.
+    # Label 1: positives 0.2 and 0.4 against 0.5 and 0.9: none. Label 2 has no positive.
+    assert pu_roc_auc(y, scores, np.array([True, False, True])) == 0.75
+    assert pu_roc_auc(y, scores, np.array([True, True, True])) == pytest.approx(0.375)
+    assert np.isnan(pu_roc_auc(y, scores, np.array([False, False, True])))
