@@ -132,18 +132,22 @@ def logistic_expansion(features, y, weight, bias, labels):
     Parameters
     ----------
     features : torch.Tensor of shape (n_rows, n_features)
+        The rows' frozen features.
     y : torch.Tensor of shape (n_rows, n_labels)
         Labels in ``{1, 0, -1}``.
     weight : torch.Tensor of shape (n_labels, n_features)
+        The head's weights the loss is expanded around.
     bias : torch.Tensor of shape (n_labels,)
+        The head's intercepts.
     labels : torch.Tensor of shape (n_labels,), dtype bool
+        The labels to expand; the others get zeros.
 
     Returns
     -------
     gradient : torch.Tensor of shape (n_labels, n_features + 1)
-        float64; the last column is the intercept's.
+        In float64; the last column is the intercept's.
     hessian : torch.Tensor of shape (n_labels, n_features + 1, n_features + 1)
-        float64.
+        In float64.
     """
     x = _with_intercept(features)
     y = y.to(x.device)
@@ -171,9 +175,11 @@ def fit_expanded_probe(features, y, pu_labels, expansion, center, C=1.0, max_ite
     Parameters
     ----------
     features : torch.Tensor of shape (n_rows, n_features)
+        The new rows' frozen features.
     y : torch.Tensor of shape (n_rows, n_labels)
         Labels in ``{1, 0, -1}``.
     pu_labels : torch.Tensor of shape (n_labels,), dtype bool
+        Labels whose unknowns are read as negatives.
     expansion : tuple of torch.Tensor
         ``(gradient, hessian)`` as :func:`logistic_expansion` returns.
     center : tuple of torch.Tensor
@@ -188,6 +194,7 @@ def fit_expanded_probe(features, y, pu_labels, expansion, center, C=1.0, max_ite
     weight : torch.Tensor of shape (n_labels, n_features)
         In the dtype and on the device of ``features``.
     bias : torch.Tensor of shape (n_labels,)
+        The intercepts, likewise.
     """
     x = _with_intercept(features)
     y = y.to(x.device)
@@ -231,6 +238,7 @@ def pu_roc_auc(y, scores, labels):
     y : numpy.ndarray of shape (n_rows, n_labels)
         Labels in ``{1, 0, -1}``.
     scores : numpy.ndarray of shape (n_rows, n_labels)
+        Any increasing scores of the labels (logits or probabilities).
     labels : numpy.ndarray of shape (n_labels,), dtype bool
         The labels averaged over; those without an observed positive or
         without another entry are left out.
