@@ -74,6 +74,7 @@ def main():
                       for name in models))
     if args.figure:
         _figure(args.figure, models["dallmi"], X_tgt, Y_part, X_test, Y_test, labels, out)
+    print(f"dallmi's head for the labels turning PU: {models['dallmi'].stage_head_}")
     for name in models:
         yt, yp = Y_test[:, labels], out[name][1][:, labels]
         print(f"{name}: macro AP {np.mean(ap_per_label[name]):.3f}"
