@@ -5,16 +5,17 @@ Re-trains DALLMi and the oracle for one (pair, keep, seed) exactly as
 in the run's folder (trained if missing), and prints per label: the target
 training positives, the positives kept, the test positives, AP and F1 of
 each model, and DALLMi's and the oracle's predicted positive rate beside the
-true rate; then the mean AP of the labels with one to three kept positives.
+true rate; then the mean AP of the labels with one to three kept positives
+and the head DALLMi's target stage started from (``stage_head_``).
 With ``--figure``, it draws DALLMi's predicted positive rate against the
 true one per label on the test texts, under VPU's rule (predict where
 ``Phi >= s / 2``, ``s`` the 0.99 quantile of ``Phi`` over the label's
 positive and unknown training entries; the package's rule before the class
 prior) and under the class-prior rule. Used for the analysis on the results
-page::
+page (one thread, as each benchmark process has, to reproduce the cell)::
 
-    python docs/benchmark/per_label.py --output benchmark_results "news->direct" 0.1 \
-        --figure docs/benchmark/calibration-news-direct-0.1.png
+    OMP_NUM_THREADS=1 python docs/benchmark/per_label.py --output benchmark_results \
+        "news->direct" 0.1 --figure docs/benchmark/calibration-news-direct-0.1.png
 """
 
 import argparse
