@@ -2,7 +2,7 @@
 
 For news -> direct and direct -> news (the tuning pairs), seed 0, 10% and 50%
 of the positives kept, it trains the source model as the benchmark does
-(``Config.full()``, the 3-layer truncated encoder), adapts it with DALLMi to
+(``Config.full()``: its encoder depth, frozen layers and ``max_length``), adapts it with DALLMi to
 800 texts of the target's official *train* split, and keeps, per cell, the
 source model's and the adapted network's logits on those texts and on 500
 texts of the target's official *validation* split (never the test split).
@@ -18,9 +18,9 @@ of the 800 target texts (mean absolute error over the labels, and mean
 absolute log-ratio over the labels with a positive), and by the macro-F1 /
 micro-F1 on the validation split of ``predict`` with the prior-matching shift
 (:func:`~sklearn_dallmi.priors.prior_logit_shift` on the adapted network's
-logits over the target texts). Today's rule (``Phi >= s / 2``), the true
-prior (an oracle, for reference only) and the source model's own
-predictions are printed beside them.
+logits over the target texts). The model's own ``predict`` ("today"), the
+true prior (an oracle, for reference only) and the source model's own
+``predict`` are printed beside them.
 
 Names in the table: ``geo(a, b)`` is the label-wise geometric mean of two
 estimates; ``pooled c: a`` reads one labelling frequency shared by all
@@ -35,10 +35,13 @@ frequent labels::
 
     OMP_NUM_THREADS=1 python docs/benchmark/prior_probe.py --cache /tmp/prior_probe
 
-The committed output was measured at commit 22a3969, the training recipe
-before the linear-probe start (3-layer encoder, random head, VPU's
+The output first committed was measured at commit 22a3969, the training
+recipe before the linear-probe start (3-layer encoder, random head, VPU's
 ``s / 2`` rule as "today"), to choose the estimator; the benchmark's own
-``--tune`` runs then score the chosen rule with the final recipe.
+``--tune`` runs then scored the chosen rule with the final recipe. The
+committed output is now of commit 27c82d1 (the probe start, the class-prior
+rule as "today"; the source model's logits read back through its
+``proba_shift_``, which the first version did not need).
 """
 
 import argparse
@@ -115,14 +118,15 @@ def _collect_cell(runner, data, source, target, keep, seed, path):
               flush=True)
         joblib.dump(clf, model_path + ".tmp")
         os.replace(model_path + ".tmp", model_path)
-    shift = clf.proba_shift_
+    shift, source_shift = clf.proba_shift_, source_clf.proba_shift_
     np.savez(
         path + ".tmp.npz",
         Y_true=Y_t, Y_partial=Y_p, Y_valid=Y_v,
         source_rate=data.Y[src].mean(axis=0),
-        source_logits=source_clf.decision_function(X_t),
-        source_logits_valid=source_clf.decision_function(X_v),
         # decision_function + proba_shift_ gives back the network's logits.
+        source_logits=source_clf.decision_function(X_t) + source_shift,
+        source_logits_valid=source_clf.decision_function(X_v) + source_shift,
+        source_shift=source_shift,
         logits=clf.decision_function(X_t) + shift,
         logits_valid=clf.decision_function(X_v) + shift,
         proba_shift=shift, pu_labels=clf.pu_labels_, n_positives=clf.n_positives_,
@@ -216,10 +220,11 @@ def table(cells, names=None, thin=False):
         if thin:
             continue
         today = (cell["logits_valid"] - cell["proba_shift"] >= 0) & (cell["n_positives"] > 0)
-        rows.setdefault("today: Phi >= s/2 (q=.99)", {})[key] = (np.nan, np.nan) + _f1(
+        rows.setdefault("today: the model's predict", {})[key] = (np.nan, np.nan) + _f1(
             cell["Y_valid"], today.astype(int))
-        rows.setdefault("source model, sigmoid >= .5", {})[key] = (np.nan, np.nan) + _f1(
-            cell["Y_valid"], (cell["source_logits_valid"] >= 0).astype(int))
+        source_pred = cell["source_logits_valid"] - cell["source_shift"] >= 0
+        rows.setdefault("source model's predict", {})[key] = (np.nan, np.nan) + _f1(
+            cell["Y_valid"], source_pred.astype(int))
     lines = []
     for keep in KEEPS:
         keys = [(s, t, keep) for s, t in PAIRS]
@@ -271,8 +276,10 @@ if __name__ == "__main__":
         print("Stress test: every other label keeps a fifth of its kept positives "
               "(estimators only; same networks).\n")
         print(table(cells, names=["source mean", "VPU q=.99", "geo(source mean, VPU)",
-                                  "pooled c: VPU", "pooled c: geo", "half-pooled: VPU",
+                                  "pooled c: source mean", "pooled c: VPU", "pooled c: geo",
+                                  "half-pooled: VPU",
                                   "half-pooled: geo", "TRUE prior (oracle)"], thin=True))
         labels = load_disaster_messages().label_names
         print(per_label(cells, ["TRUE prior (oracle)", "source mean", "EM", "VPU q=.99",
-                                "geo(source mean, VPU)", "half-pooled: geo"], labels))
+                                "geo(source mean, VPU)", "pooled c: source mean",
+                                "half-pooled: geo"], labels))
