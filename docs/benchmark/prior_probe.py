@@ -2,10 +2,11 @@
 
 For news -> direct and direct -> news (the tuning pairs), seed 0, 10% and 50%
 of the positives kept, it trains the source model as the benchmark does
-(``Config.full()``: its encoder depth, frozen layers and ``max_length``), adapts it with DALLMi to
-800 texts of the target's official *train* split, and keeps, per cell, the
-source model's and the adapted network's logits on those texts and on 500
-texts of the target's official *validation* split (never the test split).
+(``Config.full()``: its encoder depth, frozen layers and ``max_length``),
+adapts it with DALLMi to 800 texts of the target's official *train* split,
+and keeps, per cell, the source model's and the adapted network's logits
+on those texts and on 500 texts of the target's official *validation*
+split (never the test split).
 Models and arrays are cached under ``--cache``, in a folder per benchmark
 configuration (joblib, npz), so that reruns only redo the (instant)
 estimation; delete it after a change of the training code.
