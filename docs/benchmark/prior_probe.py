@@ -31,8 +31,9 @@ moves each label halfway there (``pooling=0.5``). A stress test then thins
 the observed positives of every other label to a fifth, so that labels
 differ fivefold in how thoroughly they are marked (which the shared
 frequency assumes away); only the estimators see the thinned labels, the
-networks are the same. Last, the true and estimated priors of the six most
-frequent labels::
+networks are the same. Then today's estimate scaled by a factor (does
+predicting more, or fewer, positives than the estimated prior help F1?).
+Last, the true and estimated priors of the six most frequent labels::
 
     OMP_NUM_THREADS=1 python docs/benchmark/prior_probe.py --cache /tmp/prior_probe
 
@@ -246,6 +247,22 @@ def _fmt(value):
         f"{value:4.2f}"
 
 
+def scaled(cells, name="half-pooled: geo", factors=(0.75, 1.0, 1.25, 1.5, 2.0)):
+    """Macro-F1 / micro-F1 of one estimator's priors times each factor (plain and thinned)."""
+    lines = [f"{name} times a factor: mean maF1 / miF1 over the two pairs"]
+    for keep in KEEPS:
+        for thin in (False, True):
+            parts = []
+            for factor in factors:
+                f1s = [score(cell, np.clip(estimators(
+                    cell, mixed_frequency(cell) if thin else None)[name] * factor, 0, 1))[2:]
+                    for (_, _, k), cell in cells.items() if k == keep]
+                parts.append(f"x{factor:<4} {np.mean(f1s, axis=0)[0]:.3f} / "
+                             f"{np.mean(f1s, axis=0)[1]:.3f}")
+            lines.append(f"  keep={keep} {'stress' if thin else 'plain '}  " + "  ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
 def per_label(cells, names, labels):
     """True and estimated priors of a few labels, per cell."""
     lines = []
@@ -280,6 +297,7 @@ if __name__ == "__main__":
                                   "pooled c: source mean", "pooled c: VPU", "pooled c: geo",
                                   "half-pooled: VPU",
                                   "half-pooled: geo", "TRUE prior (oracle)"], thin=True))
+        print(scaled(cells))
         labels = load_disaster_messages().label_names
         print(per_label(cells, ["TRUE prior (oracle)", "source mean", "EM", "VPU q=.99",
                                 "geo(source mean, VPU)", "pooled c: source mean",
