@@ -252,13 +252,13 @@ def scaled(cells, name="half-pooled: geo", factors=(0.75, 1.0, 1.25, 1.5, 2.0)):
     lines = [f"{name} times a factor: mean maF1 / miF1 over the two pairs"]
     for keep in KEEPS:
         for thin in (False, True):
+            cases = [(cell, estimators(cell, mixed_frequency(cell) if thin else None)[name])
+                     for (_, _, k), cell in cells.items() if k == keep]
             parts = []
             for factor in factors:
-                f1s = [score(cell, np.clip(estimators(
-                    cell, mixed_frequency(cell) if thin else None)[name] * factor, 0, 1))[2:]
-                    for (_, _, k), cell in cells.items() if k == keep]
-                parts.append(f"x{factor:<4} {np.mean(f1s, axis=0)[0]:.3f} / "
-                             f"{np.mean(f1s, axis=0)[1]:.3f}")
+                macro, micro = np.mean([score(cell, np.clip(prior * factor, 0, 1))[2:]
+                                        for cell, prior in cases], axis=0)
+                parts.append(f"x{factor:<4} {macro:.3f} / {micro:.3f}")
             lines.append(f"  keep={keep} {'stress' if thin else 'plain '}  " + "  ".join(parts))
     return "\n".join(lines) + "\n"
 
