@@ -28,6 +28,7 @@ import torch
 from sklearn_dallmi import classifier
 from sklearn_dallmi.benchmark.adaptation import Config, Runner
 
+# The order in which DALLMiClassifier._choose_head scores the heads in each fold.
 HEADS = ("probe", "expanded", "average")
 
 
