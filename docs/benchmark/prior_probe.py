@@ -32,8 +32,11 @@ the observed positives of every other label to a fifth, so that labels
 differ fivefold in how thoroughly they are marked (which the shared
 frequency assumes away); only the estimators see the thinned labels, the
 networks are the same. Then today's estimate scaled by a factor (does
-predicting more, or fewer, positives than the estimated prior help F1?).
-Last, the true and estimated priors of the six most frequent labels::
+predicting more, or fewer, positives than the estimated prior help F1?),
+and per-label thresholds aimed at F1 instead of the prior: the expected F1
+of today's probabilities, Lee and Liu's PU criterion, and (an oracle) the
+F1-optimal threshold on the target texts' true labels. Last, the true and
+estimated priors of the six most frequent labels::
 
     OMP_NUM_THREADS=1 python docs/benchmark/prior_probe.py --cache /tmp/prior_probe
 
@@ -263,6 +266,86 @@ def scaled(cells, name="half-pooled: geo", factors=(0.75, 1.0, 1.25, 1.5, 2.0)):
     return "\n".join(lines) + "\n"
 
 
+def _threshold_today(cell, Y):
+    """Logit thresholds of the model's own rule (today's prior, matched)."""
+    return priors.prior_logit_shift(cell["logits"], estimators(cell, Y)["half-pooled: geo"])
+
+
+def _threshold_expected_f1(cell, Y):
+    """Per label, the top-k of the texts that maximises the expected F1.
+
+    The expected F1 of predicting the k highest probabilities is about
+    ``2 S_k / (k + S_n)``, with ``S_k`` the sum of the k highest (today's
+    probabilities, taken as calibrated).
+    """
+    z = cell["logits"]
+    shift = _threshold_today(cell, Y)
+    out = np.empty(z.shape[1])
+    for label in range(z.shape[1]):
+        order = np.argsort(-z[:, label])
+        top = np.cumsum(expit(z[order, label] - shift[label]))
+        k = np.argmax(2 * top / (np.arange(1, len(top) + 1) + top[-1]))
+        out[label] = z[order[k], label]
+    return out
+
+
+def _threshold_lee_liu(cell, Y):
+    """Per label, the threshold maximising recall^2 / P(predicted positive).
+
+    Lee and Liu's (2003) PU criterion (proportional to precision x recall),
+    with the recall of the kept positives among the target texts (which the
+    network was trained on).
+    """
+    z = cell["logits"]
+    out = np.full(z.shape[1], np.inf)
+    for label in np.flatnonzero((Y == 1).any(axis=0)):
+        order = np.argsort(-z[:, label])
+        recall = np.cumsum(Y[order, label] == 1) / (Y[:, label] == 1).sum()
+        out[label] = z[order[np.argmax(recall ** 2 / np.arange(1, len(z) + 1))], label]
+    return out
+
+
+def _threshold_true_f1(cell, Y):
+    """Per label, the F1-optimal threshold on the target texts' TRUE labels (oracle)."""
+    z, T = cell["logits"], cell["Y_true"]
+    out = np.empty(z.shape[1])
+    for label in range(z.shape[1]):
+        order = np.argsort(-z[:, label])
+        hits = np.cumsum(T[order, label])
+        out[label] = z[order[np.argmax(hits / (np.arange(1, len(z) + 1) + T[:, label].sum()))],
+                       label]
+    return out
+
+
+THRESHOLDS = {
+    "today (prior-matching)": _threshold_today,
+    "expected F1 of today's proba": _threshold_expected_f1,
+    "Lee-Liu recall^2/P(y=1)": _threshold_lee_liu,
+    "F1-optimal on TRUE labels": _threshold_true_f1,
+}
+
+
+def thresholds(cells):
+    """Macro-F1 / micro-F1 of per-label F1-oriented thresholds against today's."""
+    lines = ["Per-label thresholds on the target texts' logits: mean maF1 / miF1 over the "
+             "two pairs (validation)"]
+    for keep in KEEPS:
+        for thin in (False, True):
+            parts = []
+            for name, rule in THRESHOLDS.items():
+                res = []
+                for (_, _, k), cell in cells.items():
+                    if k != keep:
+                        continue
+                    Y = mixed_frequency(cell) if thin else cell["Y_partial"]
+                    pred = (cell["logits_valid"] >= rule(cell, Y)) & (cell["n_positives"] > 0)
+                    res.append(_f1(cell["Y_valid"], pred.astype(int)))
+                macro, micro = np.mean(res, axis=0)
+                parts.append(f"{name} {macro:.3f} / {micro:.3f}")
+            lines.append(f"  keep={keep} {'stress' if thin else 'plain '}  " + " | ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
 def per_label(cells, names, labels):
     """True and estimated priors of a few labels, per cell."""
     lines = []
@@ -298,6 +381,7 @@ if __name__ == "__main__":
                                   "half-pooled: VPU",
                                   "half-pooled: geo", "TRUE prior (oracle)"], thin=True))
         print(scaled(cells))
+        print(thresholds(cells))
         labels = load_disaster_messages().label_names
         print(per_label(cells, ["TRUE prior (oracle)", "source mean", "EM", "VPU q=.99",
                                 "geo(source mean, VPU)", "pooled c: source mean",
