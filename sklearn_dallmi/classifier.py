@@ -46,11 +46,6 @@ _EXPANSION = ("head_gradient_", "head_hessian_")
 # Parameters that hold code or live objects: not written by save_pretrained.
 _RUNTIME_PARAMS = ("callbacks", "accelerator")
 _PRECISIONS = ("auto", "bf16", "float32")
-# Mean held-out PU AUC another head needs above the re-probe's to replace
-# it. On the tuning cells the wins were 0.0008 and 0.0033; a test cell that
-# flipped with the torch thread count differed by 0.00007
-# (docs/benchmark/tuning/head_margin.txt).
-_HEAD_MARGIN = 5e-4
 
 
 def _launched_distributed():
@@ -163,8 +158,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         (the earlier texts' help without the texts), or their average,
         whichever ranks the observed positives above the other entries
         best in 5-fold cross-validation on the new texts (ROC AUC, macro
-        over labels; another head must beat the anchored probe by more
-        than 0.0005; ``stage_head_`` names it). False keeps the anchored
+        over labels; ``stage_head_`` names it). False keeps the anchored
         probe and stores no expansion. See Notes.
     dropout : float, default=0.1
         Dropout before the linear head.
@@ -784,15 +778,13 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         return None if not anchored else chosen
 
     @staticmethod
-    def _choose_head(fits, features, Y, labels, seed, n_splits=5, margin=_HEAD_MARGIN):
+    def _choose_head(fits, features, Y, labels, seed, n_splits=5):
         """The candidate head whose held-out scores rank observed positives best.
 
         ``"probe"`` when it is the only candidate or the texts are too few
         to split; otherwise the best of ``fits`` and ``"average"`` (the
         mean of the probe and the expanded head) by :func:`pu_roc_auc` over
-        ``labels``, averaged over ``n_splits`` folds. Another head replaces
-        the probe only if its mean beats the probe's by more than
-        ``margin``, so that float rounding does not decide near-ties.
+        ``labels``, averaged over ``n_splits`` folds; ties go to the probe.
         """
         if len(fits) == 1 or len(Y) < 2 * n_splits:
             return "probe"
@@ -805,8 +797,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
                 scores[name].append(pu_roc_auc(Y[held], logits.cpu().numpy(), labels))
         means = {name: np.mean([v for v in values if not np.isnan(v)] or [-np.inf])
                  for name, values in scores.items()}
-        best = max(means, key=means.get)
-        return best if means[best] > means["probe"] + margin else "probe"
+        return max(means, key=means.get)
 
     def _configure(self, net, device, accelerator):
         """Bring a fitted network in line with the current parameters.
