@@ -266,59 +266,58 @@ def scaled(cells, name="half-pooled: geo", factors=(0.75, 1.0, 1.25, 1.5, 2.0)):
     return "\n".join(lines) + "\n"
 
 
-def _threshold_today(cell, Y):
-    """Logit thresholds of the model's own rule (today's prior, matched)."""
-    return priors.prior_logit_shift(cell["logits"], estimators(cell, Y)["half-pooled: geo"])
+def _cut(z, criterion, labels=None):
+    """Per label, the logit of the k-th highest text, k maximising ``criterion``.
 
-
-def _threshold_expected_f1(cell, Y):
-    """Per label, the top-k of the texts that maximises the expected F1.
-
-    The expected F1 of predicting the k highest probabilities is about
-    ``2 S_k / (k + S_n)``, with ``S_k`` the sum of the k highest (today's
-    probabilities, taken as calibrated).
+    ``criterion(label, order)`` scores predicting the top 1, 2, ... n texts
+    (``order`` sorts the label's logits, highest first); a label outside
+    ``labels`` gets ``inf`` (nothing predicted).
     """
-    z = cell["logits"]
-    shift = _threshold_today(cell, Y)
-    out = np.empty(z.shape[1])
-    for label in range(z.shape[1]):
-        order = np.argsort(-z[:, label])
-        top = np.cumsum(expit(z[order, label] - shift[label]))
-        k = np.argmax(2 * top / (np.arange(1, len(top) + 1) + top[-1]))
-        out[label] = z[order[k], label]
-    return out
-
-
-def _threshold_lee_liu(cell, Y):
-    """Per label, the threshold maximising recall^2 / P(predicted positive).
-
-    Lee and Liu's (2003) PU criterion (proportional to precision x recall),
-    with the recall of the kept positives among the target texts (which the
-    network was trained on).
-    """
-    z = cell["logits"]
     out = np.full(z.shape[1], np.inf)
-    for label in np.flatnonzero((Y == 1).any(axis=0)):
+    for label in range(z.shape[1]) if labels is None else labels:
         order = np.argsort(-z[:, label])
-        recall = np.cumsum(Y[order, label] == 1) / (Y[:, label] == 1).sum()
-        out[label] = z[order[np.argmax(recall ** 2 / np.arange(1, len(z) + 1))], label]
+        out[label] = z[order[np.argmax(criterion(label, order))], label]
     return out
 
 
-def _threshold_true_f1(cell, Y):
-    """Per label, the F1-optimal threshold on the target texts' TRUE labels (oracle)."""
+def _threshold_expected_f1(cell, Y, today):
+    """The top-k with the highest expected F1, ``2 S_k / (k + S_n)``.
+
+    ``S_k`` sums the k highest of today's probabilities, taken as calibrated.
+    """
+    z = cell["logits"]
+    p = expit(z - today)
+    k = np.arange(1, len(z) + 1)
+
+    def expected_f1(label, order):
+        top = np.cumsum(p[order, label])
+        return 2 * top / (k + top[-1])
+
+    return _cut(z, expected_f1)
+
+
+def _threshold_lee_liu(cell, Y, today):
+    """Lee and Liu's (2003) PU criterion, recall^2 / P(predicted positive).
+
+    Proportional to precision x recall; the recall is that of the kept
+    positives among the target texts (which the network was trained on).
+    """
+    z, marked = cell["logits"], Y == 1
+    k = np.arange(1, len(z) + 1)
+    return _cut(z, lambda label, order: (np.cumsum(marked[order, label])
+                                         / marked[:, label].sum()) ** 2 / k,
+                labels=np.flatnonzero(marked.any(axis=0)))
+
+
+def _threshold_true_f1(cell, Y, today):
+    """The F1-optimal threshold on the target texts' TRUE labels (oracle)."""
     z, T = cell["logits"], cell["Y_true"]
-    out = np.empty(z.shape[1])
-    for label in range(z.shape[1]):
-        order = np.argsort(-z[:, label])
-        hits = np.cumsum(T[order, label])
-        out[label] = z[order[np.argmax(hits / (np.arange(1, len(z) + 1) + T[:, label].sum()))],
-                       label]
-    return out
+    k = np.arange(1, len(z) + 1)
+    return _cut(z, lambda label, order: np.cumsum(T[order, label]) / (k + T[:, label].sum()))
 
 
 THRESHOLDS = {
-    "today (prior-matching)": _threshold_today,
+    "today (prior-matching)": lambda cell, Y, today: today,
     "expected F1 of today's proba": _threshold_expected_f1,
     "Lee-Liu recall^2/P(y=1)": _threshold_lee_liu,
     "F1-optimal on TRUE labels": _threshold_true_f1,
@@ -331,17 +330,19 @@ def thresholds(cells):
              "two pairs (validation)"]
     for keep in KEEPS:
         for thin in (False, True):
-            parts = []
-            for name, rule in THRESHOLDS.items():
-                res = []
-                for (_, _, k), cell in cells.items():
-                    if k != keep:
-                        continue
-                    Y = mixed_frequency(cell) if thin else cell["Y_partial"]
-                    pred = (cell["logits_valid"] >= rule(cell, Y)) & (cell["n_positives"] > 0)
-                    res.append(_f1(cell["Y_valid"], pred.astype(int)))
-                macro, micro = np.mean(res, axis=0)
-                parts.append(f"{name} {macro:.3f} / {micro:.3f}")
+            scores = {name: [] for name in THRESHOLDS}
+            for (_, _, k), cell in cells.items():
+                if k != keep:
+                    continue
+                Y = mixed_frequency(cell) if thin else cell["Y_partial"]
+                today = priors.prior_logit_shift(
+                    cell["logits"], estimators(cell, Y)["half-pooled: geo"])
+                scored = cell["n_positives"] > 0
+                for name, rule in THRESHOLDS.items():
+                    pred = (cell["logits_valid"] >= rule(cell, Y, today)) & scored
+                    scores[name].append(_f1(cell["Y_valid"], pred.astype(int)))
+            parts = ["{} {:.3f} / {:.3f}".format(name, *np.mean(res, axis=0))
+                     for name, res in scores.items()]
             lines.append(f"  keep={keep} {'stress' if thin else 'plain '}  " + " | ".join(parts))
     return "\n".join(lines) + "\n"
 
