@@ -99,7 +99,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         Epochs of ``fit``; ``partial_fit`` trains one. The head starts as a
         linear probe (``probe_C``), so one epoch of fine-tuning goes far; 0
         gives the probe alone.
-    lr : float, default=1e-5
+    lr : float, default=2e-5
         AdamW learning rate of the encoder.
     head_lr : float or None, default=None
         Learning rate of the linear head (its own AdamW parameter group);
@@ -384,7 +384,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         max_length=128,
         batch_size=32,
         max_epochs=1,
-        lr=1e-5,
+        lr=2e-5,
         head_lr=None,
         weight_decay=0.01,
         lr_schedule="constant",

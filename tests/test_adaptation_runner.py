@@ -41,6 +41,27 @@ def test_int8_row_scores_the_fitted_dallmi_model_and_resumes(tiny_runs, tmp_path
     assert again["macro_ap"] == rows["dallmi_onnx_int8"]["macro_ap"]
 
 
+def test_the_ablation_runs_at_its_own_rate_unless_a_variant_sets_one(tiny_runs, tmp_path,
+                                                                     monkeypatch):
+    fits = []
+    fit = adaptation.DALLMiClassifier.fit
+
+    def recording_fit(self, X, y):
+        fits.append((self.objective, self.lr))
+        return fit(self, X, y)
+
+    monkeypatch.setattr(adaptation.DALLMiClassifier, "fit", recording_fit)
+    args = ["--quick", "--no-progress", "--methods", "dallmi", "published_objective"]
+    assert main([*args, "--output", str(tmp_path / "recipe")]) == 0
+    recipe = adaptation.DALLMiClassifier().lr
+    # The source model, then the two rows.
+    assert fits == [("dallmi", recipe), ("dallmi", recipe), ("published", 1e-5)]
+    assert recipe != 1e-5
+    fits.clear()
+    assert main([*args, "--output", str(tmp_path / "variant"), "--param", "lr=3e-5"]) == 0
+    assert fits == [("dallmi", 3e-5)] * 2 + [("published", 3e-5)]
+
+
 def test_unknown_method_is_refused(tiny_runs, tmp_path, capsys):
     assert main(["--quick", "--output", str(tmp_path), "--methods", "dallmi_int4"]) == 2
     assert "dallmi_onnx_int8" in capsys.readouterr().err
