@@ -8,8 +8,9 @@ where it stopped.
 
 Every neural row uses ``DALLMiClassifier``'s defaults (the ablation
 ``published_objective`` at its own best rate, ``PUBLISHED``); a
-configuration only sets what the time budget dictates (encoder depth, the depth fine-tuned,
-``max_length``, data sizes, epochs, and ``precision``: ``"bf16"``, bfloat16
+configuration only sets what the time budget dictates (encoder depth, the
+depth fine-tuned, ``max_length``, data sizes, epochs, and ``precision``:
+``"bf16"``, bfloat16
 autocast for the neural rows on any device, or ``"float32"``; a CPU
 without bfloat16 units gets a warning, as it emulates them). The peers run
 in their tools' default float32: SetFit under bf16 autocast scored 0.005
