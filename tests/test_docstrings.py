@@ -23,6 +23,7 @@ their own for numpydoc to check; they only have to appear in the API
 reference, like every other public name.
 """
 
+import ast
 import importlib
 import inspect
 import re
@@ -34,6 +35,7 @@ import pytest
 IGNORED = {"ES01", "SA01", "EX01", "RT02"}
 MODULES = ("metrics", "datasets", "loss", "sampling", "persistence", "probe", "priors")
 API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.rst"
+QUICKSTART = API_PAGE.parent / "quickstart.rst"
 
 
 def _own_methods(cls, prefix):
@@ -97,3 +99,19 @@ def test_api_reference_lists_every_public_name():
     ]
     missing = sorted(set(names) - _listed_in_api_page())
     assert not missing, f"not in docs/api.rst: {missing}"
+
+
+def test_the_quickstart_shows_the_signature_defaults():
+    from sklearn_dallmi import DALLMiClassifier
+
+    text = QUICKSTART.read_text()
+    block = text[text.index("   DALLMiClassifier(\n"):]
+    block = block[:block.index("\n   )\n")]
+    shown = dict(re.findall(r"^ {7}(\w+)=(.+?),\s*(?:#.*)?$", block, flags=re.M))
+    defaults = {name: p.default for name, p in
+                inspect.signature(DALLMiClassifier).parameters.items()}
+    assert len(shown) > 10, "the quickstart's parameter block was not found"
+    wrong = {name: (value, defaults.get(name, "not a parameter"))
+             for name, value in shown.items()
+             if name not in defaults or ast.literal_eval(value) != defaults[name]}
+    assert not wrong, f"docs/quickstart.rst shows (shown, default): {wrong}"
