@@ -1,6 +1,8 @@
 """The adaptation benchmark's runner on a tiny configuration (tiny encoder, real data)."""
 
 import csv
+import dataclasses
+import json
 import warnings
 
 import pytest
@@ -141,6 +143,33 @@ def test_bf16_on_a_cpu_without_bfloat16_units_warns(tiny_runs, tmp_path, monkeyp
         if not warns:
             warnings.simplefilter("error")
         adaptation.Runner(config, str(tmp_path), progress=False, methods=("tfidf_logreg",))
+
+
+@pytest.mark.parametrize("units, asked, runs", [
+    (False, [], "float32"), (True, [], "bf16"), (None, [], "bf16"),
+    (False, ["--set", "precision=bf16"], "bf16")])
+def test_the_command_line_takes_float32_where_bf16_would_be_emulated(
+        tiny_runs, tmp_path, monkeypatch, capsys, units, asked, runs):
+    quick = adaptation.Config.quick
+    monkeypatch.setattr(adaptation.Config, "quick", classmethod(
+        lambda cls: dataclasses.replace(quick(), precision="bf16")))
+    monkeypatch.setattr(adaptation, "cpu_has_bf16_units", lambda: units)
+    monkeypatch.setattr(adaptation.torch.cuda, "is_available", lambda: False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["--quick", "--no-progress", "--output", str(tmp_path),
+                     "--methods", "tfidf_logreg", *asked]) == 0
+    assert json.loads((tmp_path / "config.json").read_text())["precision"] == runs
+    told = "The neural rows run in float32" in capsys.readouterr().err
+    assert told == (runs == "float32" and not asked)
+    assert any("emulated" in str(w.message) for w in caught) == bool(asked)
+
+
+def test_a_run_of_another_configuration_names_what_differs(tiny_runs, tmp_path, capsys):
+    args = ["--quick", "--no-progress", "--output", str(tmp_path), "--methods", "tfidf_logreg"]
+    assert main(args) == 0
+    assert main([*args, "--set", "target_epochs=2"]) == 2
+    assert "target_epochs=1 there, 2 here" in capsys.readouterr().err
 
 
 def test_cpu_bf16_units_unknown_to_an_older_torch(monkeypatch):

@@ -28,7 +28,8 @@ def _parser():
     p.add_argument("--keeps", type=float, nargs="+", help="override the shares kept")
     p.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
                    help="override configuration fields, e.g. target_epochs=2 or "
-                   "precision=float32 (the neural rows run in bf16 by default)")
+                   "precision=float32 (the neural rows run in bf16 by default, in float32 "
+                   "on a CPU that would emulate bf16)")
     p.add_argument("--param", nargs="+", default=[], metavar="NAME=VALUE",
                    help="estimator parameters for every neural row (tuning), e.g. probe_C=1")
     p.add_argument("--methods", nargs="+", help="run only these methods")
@@ -68,13 +69,15 @@ def main(argv=None):
         run_memory(output=args.output, cache_dir=os.path.join(args.output, "cache"))
         return 0
 
-    from .adaptation import ALL_PAIRS, METHODS, QUICK_METHODS, VARIANTS, Config, Runner
+    from .adaptation import (ALL_PAIRS, EMULATED_BF16, METHODS, QUICK_METHODS, VARIANTS, Config,
+                             Runner, bf16_is_emulated)
     from .peers import PEERS
     from .report import format_table, plot, versus_best
 
     config = Config.tuning() if args.tune else Config.quick() if args.quick else Config.full()
     try:
-        for field, value in _assignments(args.set):
+        settings = _assignments(args.set)
+        for field, value in settings:
             if field not in {f.name for f in dataclasses.fields(Config)}:
                 raise ValueError(f"--set {field}: no such configuration field")
             setattr(config, field, value)
@@ -82,6 +85,11 @@ def main(argv=None):
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if (config.precision == "bf16" and "precision" not in dict(settings)
+            and bf16_is_emulated()):
+        config.precision = "float32"
+        print(f"The neural rows run in float32: {EMULATED_BF16}. --set precision=bf16 "
+              "runs them in bfloat16 all the same.", file=sys.stderr)
     if args.seeds:
         config.seeds = args.seeds
     if args.keeps:
