@@ -94,7 +94,10 @@ class OnnxInt8Scorer:
             float_path = os.path.join(tmp, "model.onnx")
             int8_path = os.path.join(tmp, "model-int8.onnx")
             program.save(float_path)
-            quantize_dynamic(float_path, int8_path, weight_type=QuantType.QInt8, per_channel=True)
+            # Without VNNI, ONNX Runtime's u8s8 kernels sum pairs of 8-bit
+            # products in 16 bits and can saturate; 7-bit weights cannot.
+            quantize_dynamic(float_path, int8_path, weight_type=QuantType.QInt8, per_channel=True,
+                             reduce_range=not _cpu_has_vnni())
             options = ort.SessionOptions()
             options.intra_op_num_threads = n_threads or torch.get_num_threads()
             # ONNX Runtime's fused SkipLayerNormalization ran this graph
@@ -122,6 +125,12 @@ class OnnxInt8Scorer:
             for x, _ in batches
         ]
         return np.concatenate(parts) if parts else np.empty((0, self.n_labels), np.float32)
+
+
+def _cpu_has_vnni():
+    """Whether the CPU has AVX512-VNNI, as torch sees it (False when torch cannot tell)."""
+    probe = getattr(torch.cpu, "_is_vnni_supported", None)
+    return bool(probe and probe())
 
 
 class _quiet:

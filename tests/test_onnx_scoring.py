@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from sklearn_dallmi import DALLMiClassifier
+from sklearn_dallmi import DALLMiClassifier, onnx_scoring
 from sklearn_dallmi.onnx_scoring import OnnxInt8Scorer
 from sklearn_dallmi.text import pad_batch, tokenize
 
@@ -51,6 +51,21 @@ def test_outputs_stay_in_input_order_with_padding(fitted, fast):
     alone = np.vstack([fast.predict_proba([t]) for t in texts])
     np.testing.assert_allclose(alone, quick, atol=0.02)
     np.testing.assert_array_equal(fast.predict_proba(texts), quick)
+
+
+@pytest.mark.parametrize("vnni", [True, False])
+def test_weights_keep_seven_bits_on_a_cpu_without_vnni(fitted, monkeypatch, vnni):
+    ort, quantize, quant_type = onnx_scoring._import_onnxruntime()
+    reduced = []
+
+    def recording(*args, **kwargs):
+        reduced.append(kwargs["reduce_range"])
+        return quantize(*args, **kwargs)
+
+    monkeypatch.setattr(onnx_scoring, "_import_onnxruntime", lambda: (ort, recording, quant_type))
+    monkeypatch.setattr(onnx_scoring, "_cpu_has_vnni", lambda: vnni)
+    copy.deepcopy(fitted).set_params(inference="onnx-int8").predict_proba(["water"])
+    assert reduced == [not vnni]
 
 
 def test_predict_and_score_use_the_fast_path(fast, keyword_task, monkeypatch):
