@@ -10,16 +10,16 @@ Every neural row uses ``DALLMiClassifier``'s defaults (the ablation
 ``published_objective`` at its own best rate, ``PUBLISHED``); a
 configuration only sets what the time budget dictates (encoder depth, the
 depth fine-tuned, ``max_length``, data sizes, epochs, and ``precision``:
-``"bf16"``, bfloat16
-autocast for the neural rows on any device, or ``"float32"``; the command
-line takes float32 where bfloat16 would be emulated, unless told
-otherwise, and a configuration asking for bfloat16 there gets a warning). The peers run
-in their tools' default float32: SetFit under bf16 autocast scored 0.005
-macro AP lower on the 19 test cells of seed 0 compared (up to 0.016).
-``split="validation"`` is for tuning: the target's training
-texts come from its official *train* split only and the scores from its
-*validation* split, never from the test split; ``params`` then overrides
-estimator parameters for the variant being measured.
+``"bf16"``, bfloat16 autocast for the neural rows on any device, or
+``"float32"``; the command line takes float32 where bfloat16 would be
+emulated, unless told otherwise, and a configuration asking for bfloat16
+there gets a warning). The peers run in their tools' default float32:
+SetFit under bf16 autocast scored 0.005 macro AP lower on the 19 test
+cells of seed 0 compared (up to 0.016). ``split="validation"`` is for
+tuning: the target's training texts come from its official *train* split
+only and the scores from its *validation* split, never from the test
+split; ``params`` then overrides estimator parameters for the variant
+being measured.
 """
 
 import copy
