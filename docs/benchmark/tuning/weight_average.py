@@ -7,7 +7,9 @@ target stage: after the stage's epoch, the trainable weights become
 epoch began (the source encoder with the re-probed head) and ``end`` where
 it finished. ``alpha = 1`` is the recipe, ``alpha = 0`` the re-probe alone.
 The logit ensemble of the two networks (``alpha * end + (1 - alpha) *
-start`` on the logits, two passes at inference) is scored beside it.
+start`` on the logits, two passes at inference) is scored beside it, and
+so is a per-label logit blend that leans toward the end as the label's
+marked positives ``n`` grow (``alpha = n / (n + k)``, ``gated_k``).
 
 It runs the benchmark's tuning configuration (``Config.tuning()``: news ->
 direct and direct -> news, the target's official *train* texts, scored on
@@ -32,6 +34,7 @@ from sklearn_dallmi.benchmark.adaptation import (Config, Runner, _disaster_messa
 from sklearn_dallmi.datasets import hide_positives
 
 ALPHAS = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+GATES = (1, 3, 10)
 STARTS = {}
 
 
@@ -99,6 +102,13 @@ def main():
                     row[f"wise_{alpha}"] = round(evaluate(Y_val, wise, wise > 0)["macro_ap"], 4)
                     row[f"logits_{alpha}"] = round(
                         evaluate(Y_val, mixed, mixed > 0)["macro_ap"], 4)
+                # The logit blend per label, toward the end as the label's
+                # marked positives grow: alpha_l = n_l / (n_l + k).
+                marked = (Y_part == 1).sum(axis=0)
+                for k in GATES:
+                    alpha = marked / (marked + k)
+                    gated = alpha * scores[1.0] + (1 - alpha) * scores[0.0]
+                    row[f"gated_{k}"] = round(evaluate(Y_val, gated, gated > 0)["macro_ap"], 4)
                 new = not os.path.exists(path)
                 with open(path, "a", newline="") as f:
                     writer = csv.DictWriter(f, fieldnames=list(row))
