@@ -21,17 +21,13 @@ the decision rule was fitted for ``alpha = 1``::
     python docs/benchmark/tuning/weight_average.py --seeds 0 1 2 --output /tmp/wise
 """
 
-import argparse
-import csv
-import os
 import warnings
 
 import torch
 from skorch.callbacks import Callback
+from tuning_cells import append_row, parser, tuning_cells
 
-from sklearn_dallmi.benchmark.adaptation import (Config, Runner, _disaster_messages, evaluate,
-                                                 split_pair, truncated_encoder)
-from sklearn_dallmi.datasets import hide_positives
+from sklearn_dallmi.benchmark.adaptation import evaluate
 
 ALPHAS = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 GATES = (1, 3, 10)
@@ -54,69 +50,35 @@ def set_alpha(net, start, end, alpha):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--keeps", type=float, nargs="+", default=[0.1, 0.3, 0.5])
-    parser.add_argument("--output", required=True)
-    args = parser.parse_args()
-    config = Config.tuning()
-    config.seeds, config.keeps = args.seeds, args.keeps
-    runner = Runner(config, args.output, progress=False, methods=("dallmi",))
-    runner.encoder = truncated_encoder(config.layers, os.path.join(args.output, "cache"))
-    data = _disaster_messages()
-    path = os.path.join(args.output, "weight_average.csv")
-    done = set()
-    if os.path.exists(path):
-        with open(path) as f:
-            done = {(r["pair"], float(r["keep"]), int(r["seed"])) for r in csv.DictReader(f)}
-    for seed in config.seeds:
-        for source, target in config.pairs:
-            pair = f"{source}->{target}"
-            src, tgt, val = split_pair(data, source, target, config, seed)
-            X_src, Y_src = data.texts[src].tolist(), data.Y[src]
-            X_tgt, Y_tgt = data.texts[tgt].tolist(), data.Y[tgt]
-            X_val, Y_val = data.texts[val].tolist(), data.Y[val]
-            source_clf = None
-            for keep in config.keeps:
-                if (pair, keep, seed) in done:
-                    continue
-                if source_clf is None:
-                    source_clf = runner._source_model(source, seed, X_src, Y_src)
-                Y_part = hide_positives(Y_tgt, keep, random_state=seed)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    clf = runner._adapt(source_clf, X_tgt, Y_part, seed,
-                                        callbacks=[("keep_start", KeepStart())])
-                net = clf.net_
-                end = {name: p.detach().clone() for name, p in net.module_.named_parameters()
-                       if name in STARTS["start"]}
-                scores = {}
-                for alpha in (0.0, 1.0):
-                    set_alpha(net, STARTS["start"], end, alpha)
-                    scores[alpha] = clf.decision_function(X_val)
-                row = {"pair": pair, "keep": keep, "seed": seed}
-                for alpha in ALPHAS:
-                    set_alpha(net, STARTS["start"], end, alpha)
-                    wise = clf.decision_function(X_val)
-                    mixed = alpha * scores[1.0] + (1 - alpha) * scores[0.0]
-                    row[f"wise_{alpha}"] = round(evaluate(Y_val, wise, wise > 0)["macro_ap"], 4)
-                    row[f"logits_{alpha}"] = round(
-                        evaluate(Y_val, mixed, mixed > 0)["macro_ap"], 4)
-                # The logit blend per label, toward the end as the label's
-                # marked positives grow: alpha_l = n_l / (n_l + k).
-                marked = (Y_part == 1).sum(axis=0)
-                for k in GATES:
-                    alpha = marked / (marked + k)
-                    gated = alpha * scores[1.0] + (1 - alpha) * scores[0.0]
-                    row[f"gated_{k}"] = round(evaluate(Y_val, gated, gated > 0)["macro_ap"], 4)
-                new = not os.path.exists(path)
-                with open(path, "a", newline="") as f:
-                    writer = csv.DictWriter(f, fieldnames=list(row))
-                    if new:
-                        writer.writeheader()
-                    writer.writerow(row)
-                print(row, flush=True)
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    for runner, cell in tuning_cells(args, "weight_average"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            clf = runner._adapt(cell.source_model, cell.X_target, cell.Y_partial, cell.seed,
+                                callbacks=[("keep_start", KeepStart())])
+        net = clf.net_
+        end = {name: p.detach().clone() for name, p in net.module_.named_parameters()
+               if name in STARTS["start"]}
+        scores = {}
+        for alpha in (0.0, 1.0):
+            set_alpha(net, STARTS["start"], end, alpha)
+            scores[alpha] = clf.decision_function(cell.X_valid)
 
+        def macro_ap(s):
+            return round(evaluate(cell.Y_valid, s, s > 0)["macro_ap"], 4)
+
+        row = {"pair": cell.pair, "keep": cell.keep, "seed": cell.seed}
+        for alpha in ALPHAS:
+            set_alpha(net, STARTS["start"], end, alpha)
+            row[f"wise_{alpha}"] = macro_ap(clf.decision_function(cell.X_valid))
+            row[f"logits_{alpha}"] = macro_ap(alpha * scores[1.0] + (1 - alpha) * scores[0.0])
+        # The logit blend per label, toward the end as the label's marked
+        # positives grow: alpha_l = n_l / (n_l + k).
+        marked = (cell.Y_partial == 1).sum(axis=0)
+        for k in GATES:
+            alpha = marked / (marked + k)
+            row[f"gated_{k}"] = macro_ap(alpha * scores[1.0] + (1 - alpha) * scores[0.0])
+        append_row(args, "weight_average", row)
 
 if __name__ == "__main__":
     main()
