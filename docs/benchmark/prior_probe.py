@@ -27,7 +27,10 @@ Names in the table: ``geo(a, b)`` is the label-wise geometric mean of two
 estimates; ``pooled c: a`` reads one labelling frequency shared by all
 labels off the estimate ``a`` and the observed positives
 (:func:`~sklearn_dallmi.priors.pooled_frequency_prior`), ``half-pooled: a``
-moves each label halfway there (``pooling=0.5``). A stress test then thins
+moves each label halfway there (``pooling=0.5``), ``3/4-pooled: a`` three
+quarters of the way, and ``EB-pooled: a`` as far as
+:func:`evidence_pooled_prior` finds the labels' frequencies alike. A
+stress test then thins
 the observed positives of every other label to a fifth, so that labels
 differ fivefold in how thoroughly they are marked (which the shared
 frequency assumes away); only the estimators see the thinned labels, the
@@ -48,9 +51,10 @@ committed output was then of commit 27c82d1 (the probe start, the class-prior
 rule as "today"; the source model's logits read back through its
 ``proba_shift_``, which the first version did not need), and is now of
 commit 399934e (the target stage at ``lr=2e-5``), with the rows
-``half-pooled`` / ``3/4-pooled`` of the source mean and ``EB-pooled``
-(:func:`evidence_pooled_prior`, which pools each label as far as the
-labels' spread of frequencies allows) added.
+``half-pooled: source mean``, ``3/4-pooled`` (of the source mean and of
+geo) and ``EB-pooled`` (:func:`evidence_pooled_prior`, an
+evidence-weighted, empirical-Bayes pooling: each label pooled as far as
+the labels' spread of frequencies allows) added.
 """
 
 import argparse

@@ -1,9 +1,10 @@
 """The target stage with its gradient norm clipped (tuning pairs, validation split).
 
 Hugging Face's ``Trainer`` clips the global gradient norm at 1 by default;
-DALLMi's target stage does not clip. The variational term's
-log-mean-exp over a batch can give one step a large gradient when a label
-has few marked positives, so this probe runs the benchmark's DALLMi and
+DALLMi's target stage does not clip. The variational term weighs each
+observed positive of a label by one over the label's positives in the
+batch, so a label with one marked positive can give a step a large
+gradient; this probe runs the benchmark's DALLMi and
 published-objective cells again with skorch's ``GradientNormClipping``
 callback at each ``--max-norm`` and scores them as the benchmark does
 (``predict``'s rule for the F1 scores). It changes nothing in the

@@ -1,13 +1,13 @@
 """The labels with one to three marked positives, over seeds (tuning pairs, validation split).
 
-The results page's scarce-label Must-show reads one seed of the test
-split (``per_label.py``). This probe asks the same question of the
-validation splits for several seeds: for the labels with 1 to 3 marked
+The results page's scarce-label analysis reads single cells of the test
+split (``per_label.py``, one seed per file). This probe asks the same
+question of the validation splits for several seeds: for the labels with 1 to 3 marked
 positives among the 800 target texts (and a positive in the validation
 split), the mean AP of the source model, of the target stage's start (the
 source encoder with the re-probed head: the stage fitted with
-``max_epochs=0``) and of the benchmark's DALLMi cell (its macro AP over
-all labels too, to compare with the benchmark's row). It changes nothing
+``max_epochs=0``) and of the benchmark's DALLMi cell (its macro AP too,
+over the labels with a validation positive, as the benchmark's row). It changes nothing
 in the package::
 
     python docs/benchmark/tuning/scarce_labels.py --seeds 0 1 2 --keeps 0.1 --output /tmp/scarce
