@@ -194,6 +194,16 @@ def evaluate(Y_true, proba, pred):
     }
 
 
+def scores_and_decisions(clf, texts):
+    """A fitted classifier's probabilities and ``predict``'s decisions, in one pass.
+
+    Both in float64, whatever ``proba_dtype`` is: ``predict``'s rule
+    (probabilities >= threshold) applied to the same pass over ``texts``.
+    """
+    proba = expit(clf.decision_function(texts))
+    return proba, (proba >= check_threshold(clf.threshold, proba.shape[1])).astype(int)
+
+
 class Runner:
     """Runs the cells of a configuration, appending results as they finish.
 
@@ -302,11 +312,12 @@ class Runner:
 
     def _adapt(self, source_clf, texts, Y, seed, **params):
         """A copy of the source model fitted on the target; ``params`` are the
-        row's own, which a configuration's ``params`` (a tuning variant)
-        override."""
+        row's own (a probe may also override ``max_epochs`` or
+        ``random_state``), which a configuration's ``params`` (a tuning
+        variant) override."""
         clf = copy.deepcopy(source_clf)
-        clf.set_params(warm_start=True, max_epochs=self.config.target_epochs,
-                       random_state=seed + 1000, **{**params, **self.config.params})
+        clf.set_params(**{"warm_start": True, "max_epochs": self.config.target_epochs,
+                          "random_state": seed + 1000, **params, **self.config.params})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return clf.fit(texts, Y)
@@ -434,11 +445,7 @@ class Runner:
                 fit_seconds = time.perf_counter() - start
                 if method == "source_only":
                     fit_seconds = source_clf.source_fit_seconds_
-                # predict's rule (probabilities >= threshold, in float64)
-                # on the same pass over the test texts; the probabilities in
-                # float64 too, whatever proba_dtype is.
-                proba = expit(clf.decision_function(X_test))
-                pred = (proba >= check_threshold(clf.threshold, proba.shape[1])).astype(int)
+                proba, pred = scores_and_decisions(clf, X_test)
             row = {"pair": pair, "method": method, "keep": keep, "seed": seed,
                    **evaluate(Y_test, proba, pred), "fit_seconds": round(fit_seconds, 2)}
             self._write(row)

@@ -13,12 +13,10 @@ package::
     python docs/benchmark/tuning/grad_clip.py --seeds 0 --max-norm 1 --output /tmp/clip
 """
 
-from scipy.special import expit
 from skorch.callbacks import GradientNormClipping
 from tuning_cells import append_row, parser, tuning_cells
 
-from sklearn_dallmi._validation import check_threshold
-from sklearn_dallmi.benchmark.adaptation import PUBLISHED, evaluate
+from sklearn_dallmi.benchmark.adaptation import PUBLISHED, evaluate, scores_and_decisions
 
 ROWS = {"dallmi": {}, "published_objective": PUBLISHED}
 
@@ -33,9 +31,7 @@ def main():
             for method, params in ROWS.items():
                 clf = runner._adapt(cell.source_model, cell.X_target, cell.Y_partial, cell.seed,
                                     callbacks=[GradientNormClipping(max_norm)], **params)
-                proba = expit(clf.decision_function(cell.X_valid))
-                pred = (proba >= check_threshold(clf.threshold, proba.shape[1])).astype(int)
-                scores = evaluate(cell.Y_valid, proba, pred)
+                scores = evaluate(cell.Y_valid, *scores_and_decisions(clf, cell.X_valid))
                 for metric in ("macro_ap", "macro_f1"):
                     row[f"{method}_{metric}@{max_norm:g}"] = round(float(scores[metric]), 4)
         append_row(args, "grad_clip", row)

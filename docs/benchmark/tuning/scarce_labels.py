@@ -13,9 +13,6 @@ in the package::
     python docs/benchmark/tuning/scarce_labels.py --seeds 0 1 2 --keeps 0.1 --output /tmp/scarce
 """
 
-import copy
-import warnings
-
 import numpy as np
 from sklearn.metrics import average_precision_score
 from tuning_cells import append_row, parser, tuning_cells
@@ -23,22 +20,14 @@ from tuning_cells import append_row, parser, tuning_cells
 from sklearn_dallmi.benchmark.adaptation import evaluate
 
 
-def _fit_stage(cell, epochs):
-    """Runner._adapt's target stage, with ``epochs`` epochs."""
-    clf = copy.deepcopy(cell.source_model)
-    clf.set_params(warm_start=True, max_epochs=epochs, random_state=cell.seed + 1000)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return clf.fit(cell.X_target, cell.Y_partial)
-
-
 def main():
     args = parser(__doc__.splitlines()[0]).parse_args()
     for runner, cell in tuning_cells(args, "scarce_labels"):
         kept = (cell.Y_partial == 1).sum(axis=0)
         labels = np.flatnonzero((kept >= 1) & (kept <= 3) & cell.Y_valid.any(axis=0))
-        models = {"source": cell.source_model, "start": _fit_stage(cell, 0),
-                  "dallmi": _fit_stage(cell, runner.config.target_epochs)}
+        stage = (cell.source_model, cell.X_target, cell.Y_partial, cell.seed)
+        models = {"source": cell.source_model, "start": runner._adapt(*stage, max_epochs=0),
+                  "dallmi": runner._adapt(*stage)}
         row = {"pair": cell.pair, "keep": cell.keep, "seed": cell.seed, "labels": labels.size}
         for name, clf in models.items():
             scores = clf.decision_function(cell.X_valid)

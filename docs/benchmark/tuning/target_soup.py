@@ -19,7 +19,6 @@ reported (the decision rule was fitted for each run, not for the soup)::
 """
 
 import copy
-import warnings
 
 import numpy as np
 import torch
@@ -33,15 +32,9 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     args = p.parse_args()
     for runner, cell in tuning_cells(args, "target_soup"):
-        fits = []
-        for i in range(args.runs):
-            # Runner._adapt with another random_state.
-            clf = copy.deepcopy(cell.source_model)
-            clf.set_params(warm_start=True, max_epochs=runner.config.target_epochs,
-                           random_state=cell.seed + 1000 * (i + 1))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                fits.append(clf.fit(cell.X_target, cell.Y_partial))
+        fits = [runner._adapt(cell.source_model, cell.X_target, cell.Y_partial, cell.seed,
+                              random_state=cell.seed + 1000 * (i + 1))
+                for i in range(args.runs)]
 
         def macro_ap(s):
             return round(evaluate(cell.Y_valid, s, s > 0)["macro_ap"], 4)
