@@ -54,7 +54,10 @@ commit 399934e (the target stage at ``lr=2e-5``), with the rows
 ``half-pooled: source mean``, ``3/4-pooled`` (of the source mean and of
 geo) and ``EB-pooled`` (:func:`evidence_pooled_prior`, an
 evidence-weighted, empirical-Bayes pooling: each label pooled as far as
-the labels' spread of frequencies allows) added.
+the labels' spread of frequencies allows) added; later the rows
+``ranked`` (:func:`ranked_positives_prior`, the bound the marked positives'
+ranks put on the prior, on the source model's or the adapted network's
+logits) and their combinations with VPU and the half pooling.
 """
 
 import argparse
@@ -190,8 +193,40 @@ def estimators(cell, Y=None):
                                                                    pooling=0.75)
     est["EB-pooled: geo"] = evidence_pooled_prior(Y, geo)
     est["EB-pooled: source mean"] = evidence_pooled_prior(Y, est["source mean"])
+    ranked = est["ranked: source logits"] = ranked_positives_prior(z_src, Y, est["source mean"])
+    est["ranked: adapted logits"] = ranked_positives_prior(z, Y, est["source mean"])
+    est["half-pooled: ranked"] = priors.pooled_frequency_prior(Y, ranked, pooling=0.5)
+    ranked_geo = est["geo(ranked, VPU)"] = priors.geometric_mean_prior(ranked, vpu)
+    est["half-pooled: geo(ranked, VPU)"] = priors.pooled_frequency_prior(Y, ranked_geo,
+                                                                         pooling=0.5)
     est["TRUE prior (oracle)"] = cell["Y_true"].mean(axis=0)
     return est
+
+
+def ranked_positives_prior(z, Y, fallback, min_share=0.5):
+    """The tightest bound the marked positives' ranks put on the prior.
+
+    Marked at random among the positives, the ``j`` highest-scored of a
+    label's ``m`` marked positives estimate the share ``j / m`` of all its
+    positives that score at least as high; the ``r_j`` texts that do hold
+    at least that many positives, so ``prior <= r_j m / (n j)`` (the
+    mixture-proportion bound of Scott, Blanchard and Handy, 2013, read off
+    one ranking). The estimate is the least bound over the ``j`` with
+    ``j / m >= min_share`` (fewer marked positives above the cut make the
+    bound too noisy); a label without a marked positive takes ``fallback``.
+    """
+    n = len(z)
+    prior = np.array(fallback, dtype=float)
+    for label in np.flatnonzero((Y == 1).any(axis=0)):
+        scores = z[:, label]
+        marked = np.sort(scores[Y[:, label] == 1])[::-1]
+        m = marked.size
+        j = np.arange(1, m + 1)
+        ranks = (scores[None, :] >= marked[:, None]).sum(axis=1)
+        ok = j / m >= min_share
+        prior[label] = np.min(ranks[ok] * m / (n * j[ok]))
+    lower, upper = priors._bounds(Y)
+    return np.clip(prior, lower, upper)
 
 
 def evidence_pooled_prior(Y, prior, sigma2=0.25):
