@@ -66,6 +66,7 @@ QUICK_METHODS = tuple(m for m in METHODS if m != "setfit") + VARIANTS
 PUBLISHED = dict(objective="published", lr=1e-5)
 # Rows that read no target label: scored once per pair and seed.
 _KEEP_INDEPENDENT = ("source_only", "oracle", "embeddings_logreg_source", "da_embeddings")
+_MISSING = object()
 COLUMNS = ("pair", "method", "keep", "seed", "macro_ap", "macro_f1", "micro_f1",
            "binarized_ap", "fit_seconds")
 
@@ -297,10 +298,20 @@ class Runner:
 
     def _source_model(self, source, seed, texts, Y):
         path = self._source_path(source, seed)
-        if os.path.exists(path):
-            return joblib.load(path)
-        start = time.perf_counter()
         clf = self._estimator(max_epochs=self.config.source_epochs, random_state=seed)
+        if os.path.exists(path):
+            cached = joblib.load(path)
+            # The target stage starts from a copy and keeps every parameter
+            # it does not set: a source model fitted with other parameters
+            # (a cache copied from another run) would change the rows.
+            differ = [f"{name}={getattr(cached, name, '<missing>')!r} there, {value!r} here"
+                      for name, value in clf.get_params(deep=False).items()
+                      if getattr(cached, name, _MISSING) != value]
+            if differ:
+                raise ValueError(f"{path} was fitted with other parameters ({', '.join(differ)}); "
+                                 "delete it or use another --output folder.")
+            return cached
+        start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             clf.fit(texts, Y)
