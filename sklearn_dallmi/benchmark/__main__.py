@@ -69,8 +69,8 @@ def main(argv=None):
         run_memory(output=args.output, cache_dir=os.path.join(args.output, "cache"))
         return 0
 
-    from .adaptation import (ALL_PAIRS, EMULATED_BF16, METHODS, QUICK_METHODS, VARIANTS, Config,
-                             Runner, bf16_is_emulated)
+    from .adaptation import (ALL_PAIRS, EMULATED_BF16, METHODS, QUICK_METHODS, VARIANTS,
+                             CachedModelMismatch, Config, Runner, bf16_is_emulated)
     from .peers import PEERS
     from .report import format_table, plot, versus_best
 
@@ -128,7 +128,11 @@ def main(argv=None):
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    rows = runner.run()
+    try:
+        runner.run()
+    except CachedModelMismatch as exc:
+        print(exc, file=sys.stderr)
+        return 2
     from .report import read_results
 
     rows = read_results(runner.results_path)

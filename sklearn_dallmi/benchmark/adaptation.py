@@ -66,9 +66,12 @@ QUICK_METHODS = tuple(m for m in METHODS if m != "setfit") + VARIANTS
 PUBLISHED = dict(objective="published", lr=1e-5)
 # Rows that read no target label: scored once per pair and seed.
 _KEEP_INDEPENDENT = ("source_only", "oracle", "embeddings_logreg_source", "da_embeddings")
-_MISSING = object()
 COLUMNS = ("pair", "method", "keep", "seed", "macro_ap", "macro_f1", "micro_f1",
            "binarized_ap", "fit_seconds")
+
+
+class CachedModelMismatch(ValueError):
+    """A cached source model was fitted with other estimator parameters than the run's."""
 
 
 @dataclasses.dataclass
@@ -303,13 +306,17 @@ class Runner:
             cached = joblib.load(path)
             # The target stage starts from a copy and keeps every parameter
             # it does not set: a source model fitted with other parameters
-            # (a cache copied from another run) would change the rows.
-            differ = [f"{name}={getattr(cached, name, '<missing>')!r} there, {value!r} here"
+            # (a cache copied from another run) would change the rows. The
+            # encoder's path is left out: it names the output folder or the
+            # environment, and config.json covers the encoder of a folder.
+            theirs = cached.get_params(deep=False)
+            differ = [f"{name}={theirs[name]!r} there, {value!r} here"
                       for name, value in clf.get_params(deep=False).items()
-                      if getattr(cached, name, _MISSING) != value]
+                      if name != "model" and joblib.hash(theirs[name]) != joblib.hash(value)]
             if differ:
-                raise ValueError(f"{path} was fitted with other parameters ({', '.join(differ)}); "
-                                 "delete it or use another --output folder.")
+                raise CachedModelMismatch(
+                    f"{path} was fitted with other parameters ({', '.join(differ)}); "
+                    "delete it or use another --output folder.")
             return cached
         start = time.perf_counter()
         with warnings.catch_warnings():
