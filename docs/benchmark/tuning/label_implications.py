@@ -13,8 +13,9 @@ direct and direct -> news, the target's official *train* texts, scored on
 its *validation* split) and prints, per cell, DALLMi's metrics on the
 partial labels as given and on the completed ones, and the F1 scores of
 the network trained on the completed labels when its decision rule reads
-the priors off the marks as given (:func:`rule_on_marks`, which reproduces
-the fitted shifts exactly from the completed marks: ``rule_replica_error``).
+the priors off the marks as given (:func:`rule_on_marks`, the classifier's
+own rule; from the completed marks it must give the fitted shifts back:
+``rule_replica_error``).
 It changes nothing in the package. Run with one thread per process, as the
 benchmark's processes are::
 
@@ -28,8 +29,7 @@ from scipy.special import expit
 from tuning_cells import append_row, parser, tuning_cells
 
 from sklearn_dallmi.benchmark.adaptation import evaluate, scores_and_decisions
-from sklearn_dallmi.priors import (geometric_mean_prior, pooled_frequency_prior,
-                                   prior_logit_shift, source_mean_prior, vpu_prior)
+from sklearn_dallmi.text import tokenize
 
 
 def implications(Y, min_support=3):
@@ -55,23 +55,17 @@ def complete(Y, pairs):
 
 
 def rule_on_marks(clf, source_model, X, Y):
-    """The logit shifts of the classifier's decision rule, its priors read off ``Y``.
+    """The logit shifts of the classifier's own decision rule, its priors read off ``Y``.
 
-    The rule of ``DALLMiClassifier`` for a continued fit with every label
-    PU (VPU's estimate, its geometric mean with the source model's mean
-    probability, halfway to the shared labelling frequency), recomputed
-    from the fitted network's logits on ``X`` with other marks; a label
-    without a mark in ``Y`` keeps the fitted shift.
+    ``DALLMiClassifier``'s rule for a continued fit (what ``fit`` computes
+    at its end), run on the fitted network's logits over ``X`` with the
+    marks ``Y`` and the source model's probabilities as the previous
+    model's; a label without a mark in ``Y`` keeps its fitted shift.
     """
-    raw = clf.decision_function(X) + clf.proba_shift_
     before = expit(source_model.decision_function(X) + source_model.proba_shift_)
-    cols = (Y == 1).any(axis=0)
-    estimate = geometric_mean_prior(source_mean_prior(before[:, cols], Y[:, cols]),
-                                    vpu_prior(raw[:, cols], Y[:, cols],
-                                              quantile=clf.scale_quantile))
-    shift = clf.proba_shift_.copy()
-    shift[cols] = prior_logit_shift(raw[:, cols],
-                                    pooled_frequency_prior(Y[:, cols], estimate, pooling=0.5))
+    ids = tokenize(clf.tokenizer_, list(X), clf.max_length)
+    shift, _ = clf._decision_rule(clf.net_, ids, Y, (Y == -1).any(axis=0), before,
+                                  continuing=True)
     return shift
 
 
