@@ -167,6 +167,15 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         label's positive and unknown training entries that is taken as the
         probability scale ``s`` of VPU's prior estimate (VPU uses the
         maximum); see Notes.
+    frequency_pooling : float in [0, 1], default=0.5
+        How far, in log space, each PU label's estimated prior moves toward
+        the estimate that assumes one labelling frequency shared by every
+        label (the same share of each label's positives marked; see
+        Notes). 1 trusts that assumption fully, 0 ignores it. Where the
+        labels' positives were marked at one rate, higher values estimate
+        the priors of rare labels better; where some labels were marked
+        more thoroughly than others, they overestimate those labels'
+        priors and underestimate the rest.
     objective : {"dallmi", "published"}, default="dallmi"
         ``"published"`` is the authors' published norm loss with a MixUp
         term that carries no gradient; it exists as an ablation anchor.
@@ -308,8 +317,9 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
     posterior, not equal to it, and no labelled negative says where to cut.
     For each PU label the fit estimates the label's prior on its training
     texts (``class_prior_``: VPU's normalisation, in a continued fit
-    combined with the previous model's mean probability, and moved halfway
-    toward one labelling frequency shared by the labels), and
+    combined with the previous model's mean probability, and moved
+    ``frequency_pooling`` of the way toward one labelling frequency shared
+    by the labels), and
     ``predict_proba`` returns ``sigmoid(z - shift)`` with the shift that
     puts 0.5 between the texts ranked just in and just out of that share: a
     strictly increasing map, so rankings (average precision) do not change.
@@ -362,6 +372,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         "source_curvature": ["boolean"],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "scale_quantile": [Interval(numbers.Real, 0, 1, closed="right")],
+        "frequency_pooling": [Interval(numbers.Real, 0, 1, closed="both")],
         "objective": [StrOptions({"dallmi", "published"})],
         "threshold": [Interval(numbers.Real, 0, 1, closed="both"), "array-like"],
         "validation_fraction": [None, Interval(numbers.Real, 0, 1, closed="neither")],
@@ -399,6 +410,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         source_curvature=True,
         dropout=0.1,
         scale_quantile=0.99,
+        frequency_pooling=0.5,
         objective="dallmi",
         threshold=0.5,
         validation_fraction=None,
@@ -432,6 +444,7 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         self.source_curvature = source_curvature
         self.dropout = dropout
         self.scale_quantile = scale_quantile
+        self.frequency_pooling = frequency_pooling
         self.objective = objective
         self.threshold = threshold
         self.validation_fraction = validation_fraction
@@ -875,10 +888,10 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
         VPU's estimate (the mean of ``min(Phi / s, 1)``, with ``s`` the
         ``scale_quantile`` quantile of ``Phi``), in a continued fit its
         geometric mean with the previous model's mean probability, moved
-        halfway (in log space) toward one labelling frequency shared by the
-        labels. The shift puts ``predict_proba``'s 0.5 where that share of
-        the training texts is above it. A PU label without a positive in
-        this call keeps what it had.
+        ``frequency_pooling`` of the way (in log space) toward one labelling
+        frequency shared by the labels. The shift puts ``predict_proba``'s
+        0.5 where that share of the training texts is above it. A PU label
+        without a positive in this call keeps what it had.
         """
         logits = self._logits(net, ids)
         prior = (Y == 1).sum(axis=0) / np.maximum((Y != -1).sum(axis=0), 1)
@@ -892,7 +905,8 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             if before is not None:
                 estimate = geometric_mean_prior(source_mean_prior(before[:, cols], Y[:, cols]),
                                                 estimate)
-            prior[cols] = pooled_frequency_prior(Y[:, cols], estimate, pooling=0.5)
+            prior[cols] = pooled_frequency_prior(Y[:, cols], estimate,
+                                                 pooling=self.frequency_pooling)
         shift[~kept] = prior_logit_shift(logits[:, ~kept], prior[~kept])
         return shift, prior
 

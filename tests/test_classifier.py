@@ -505,6 +505,23 @@ def test_scale_quantile_sets_the_scale_of_the_prior_estimate(tiny_model_dir, sma
     np.testing.assert_allclose(clf.class_prior_[pu], expected, rtol=1e-4)
 
 
+@pytest.mark.parametrize("pooling", [0.0, 1.0])
+def test_frequency_pooling_sets_how_far_priors_move_to_one_labelling_frequency(
+        tiny_model_dir, small, pooling):
+    texts, Y_true, Y_partial = small
+    clf = DALLMiClassifier(model=tiny_model_dir, frequency_pooling=pooling, **FAST)
+    clf.fit(texts, Y_partial)
+    z = clf.decision_function(texts) + clf.proba_shift_
+    first = vpu_prior(z, Y_partial, quantile=0.99)
+    expected = pooled_frequency_prior(Y_partial, first, pooling=pooling)
+    np.testing.assert_allclose(clf.class_prior_, expected, rtol=1e-4)
+    if pooling == 1.0:
+        # One frequency: every label's prior is its marked count over c n.
+        marked = (Y_partial == 1).sum(axis=0)
+        ratio = marked / (clf.class_prior_ * len(texts))
+        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-6)
+
+
 def test_inference_order_and_batching_do_not_change_outputs(fitted_pu, keyword_task):
     texts = keyword_task.test.texts[:40] + ["water " * 30, "x"]
     proba = fitted_pu.predict_proba(texts)

@@ -204,6 +204,8 @@ def test_threshold_helper():
         {"objective": "norm"},
         {"pooling": "max"},
         {"scale_quantile": 0.0},
+        {"frequency_pooling": 1.5},
+        {"frequency_pooling": -0.1},
         {"threshold": 1.5},
     ],
 )
