@@ -16,7 +16,8 @@ from sklearn_dallmi.benchmark.adaptation import (Config, Runner, _disaster_messa
 from sklearn_dallmi.datasets import hide_positives
 
 Cell = collections.namedtuple(
-    "Cell", "pair keep seed source_model X_target Y_partial X_valid Y_valid X_source Y_source")
+    "Cell",
+    "pair keep seed source_model X_target Y_partial X_valid Y_valid X_source Y_source Y_target")
 
 
 def parser(description):
@@ -58,7 +59,7 @@ def tuning_cells(args, name):
                 yield runner, Cell(pair, keep, seed, source_model, data.texts[tgt].tolist(),
                                    hide_positives(data.Y[tgt], keep, random_state=seed),
                                    data.texts[val].tolist(), data.Y[val],
-                                   data.texts[src].tolist(), data.Y[src])
+                                   data.texts[src].tolist(), data.Y[src], data.Y[tgt])
 
 
 def append_row(args, name, row):
