@@ -23,7 +23,8 @@ Measured on the benchmark's tuning pairs (``docs/benchmark/prior_probe.py``):
 the estimate that served ``predict`` best, and stayed close when labels
 were marked unevenly, is the geometric mean of the source model's mean
 probability and :func:`vpu_prior`, moved halfway to a labelling frequency
-shared by the labels::
+shared by the labels (``DALLMiClassifier``'s ``frequency_pooling``, default
+0.5)::
 
     first = geometric_mean_prior(source_mean_prior(proba_source, Y),
                                  vpu_prior(logits, Y))

@@ -81,7 +81,8 @@ def main():
                "replica_error": np.abs(rule_prior(clf, logits, before, cell.Y_partial,
                                                   clf.frequency_pooling)
                                        - clf.class_prior_)[scored].max().round(4)}
-        rare = scored & ((cell.Y_partial == 1).sum(axis=0) <= 3)
+        marks = (cell.Y_partial == 1).sum(axis=0)
+        rare = scored & (marks >= 1) & (marks <= 3)
         candidates = [("true", true_rate)]
         for pooling in POOLINGS:
             candidates += [(f"pool{pooling:g}", rule_prior(clf, logits, before, cell.Y_partial,
