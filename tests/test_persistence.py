@@ -498,6 +498,17 @@ def test_load_rejects_tampered_content(_fitted, tmp_path):
         load_pretrained(path)
 
 
+def test_save_of_an_earlier_version_takes_new_parameters_defaults(_fitted, tmp_path):
+    path = Path(save_pretrained(_fitted, tmp_path / "saved"))
+    manifest = json.loads((path / "dallmi.json").read_text())
+    del manifest["params"]["frequency_pooling"]  # added after that version
+    (path / "dallmi.json").write_text(json.dumps(manifest))
+    loaded = load_pretrained(path)
+    assert loaded.frequency_pooling == 0.5
+    assert_allclose(loaded.class_prior_, _fitted.class_prior_)
+    assert_array_equal(loaded.predict(NEW_TEXTS), _fitted.predict(NEW_TEXTS))
+
+
 # ----------------------------------------------------------------- GPU -> CPU
 
 
