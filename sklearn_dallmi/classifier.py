@@ -30,8 +30,7 @@ from .onnx_scoring import INFERENCE_MODES, OnnxInt8Scorer
 from .net import (AcceleratedDALLMiNet, DALLMiNet, MixUpCollator, TokenizedDataset,
                   balanced_positives, label_balanced_loader, resolve_device, stopped_early,
                   uses_bf16)
-from .priors import (geometric_mean_prior, pooled_frequency_prior, prior_logit_shift,
-                     source_mean_prior, vpu_prior)
+from .priors import prior_logit_shift, pu_class_prior
 from .probe import fit_expanded_probe, fit_linear_probe, logistic_expansion, pu_roc_auc
 from .sampling import LabelBalancedSampler
 from .text import length_order, pad_batch, tokenize
@@ -901,12 +900,10 @@ class DALLMiClassifier(ClassifierMixin, BaseEstimator):
             prior[kept], shift[kept] = self.class_prior_[kept], self.proba_shift_[kept]
         cols = pu & ~kept
         if cols.any():
-            estimate = vpu_prior(logits[:, cols], Y[:, cols], quantile=self.scale_quantile)
-            if before is not None:
-                estimate = geometric_mean_prior(source_mean_prior(before[:, cols], Y[:, cols]),
-                                                estimate)
-            prior[cols] = pooled_frequency_prior(Y[:, cols], estimate,
-                                                 pooling=self.frequency_pooling)
+            prior[cols] = pu_class_prior(logits[:, cols], Y[:, cols],
+                                         None if before is None else before[:, cols],
+                                         quantile=self.scale_quantile,
+                                         pooling=self.frequency_pooling)
         shift[~kept] = prior_logit_shift(logits[:, ~kept], prior[~kept])
         return shift, prior
 

@@ -23,15 +23,9 @@ Measured on the benchmark's tuning pairs (``docs/benchmark/prior_probe.py``):
 the estimate that served ``predict`` best, and stayed close when labels
 were marked unevenly, is the geometric mean of the source model's mean
 probability and :func:`vpu_prior`, moved halfway to a labelling frequency
-shared by the labels (``DALLMiClassifier``'s ``frequency_pooling``, default
-0.5)::
-
-    first = geometric_mean_prior(source_mean_prior(proba_source, Y),
-                                 vpu_prior(logits, Y))
-    prior = pooled_frequency_prior(Y, first, pooling=0.5)
-
-(``pooled_frequency_prior(Y, vpu_prior(logits, Y), pooling=0.5)`` without
-a source model). EM prior shift on the source model fails under the
+shared by the labels: :func:`pu_class_prior`, ``DALLMiClassifier``'s
+estimate (its ``frequency_pooling`` is the ``pooling`` there, default
+0.5; without a source model, VPU's estimate alone is pooled). EM prior shift on the source model fails under the
 domains' covariate shift: most target texts look more positive to the
 source model than its source prior, which puts the likelihood's maximum at
 1 for many labels.
@@ -48,6 +42,7 @@ __all__ = [
     "elkan_noto_prior",
     "pooled_frequency_prior",
     "geometric_mean_prior",
+    "pu_class_prior",
     "prior_logit_shift",
 ]
 
@@ -471,6 +466,50 @@ def geometric_mean_prior(*priors):
     stacked = np.vstack([_per_label(p, np.size(p), "each prior") for p in priors])
     with np.errstate(divide="ignore"):
         return np.exp(np.log(stacked).mean(axis=0))
+
+
+def pu_class_prior(logits, Y, previous_proba=None, *, quantile=0.99, pooling=0.5):
+    """Estimate the class priors of PU labels as ``DALLMiClassifier`` does.
+
+    :func:`vpu_prior` on the network's logits, in a continued fit its
+    :func:`geometric_mean_prior` with the previous model's
+    :func:`source_mean_prior` on the same texts, then moved ``pooling`` of
+    the way toward one labelling frequency shared by the labels
+    (:func:`pooled_frequency_prior`).
+
+    Parameters
+    ----------
+    logits : array-like of shape (n_texts, n_labels)
+        The network's logits on the texts of the fit.
+    Y : array-like of shape (n_texts, n_labels)
+        Their partial labels; each label needs an observed positive.
+    previous_proba : array-like of shape (n_texts, n_labels), default=None
+        The previous model's probabilities on the same texts (a continued
+        fit), or None.
+    quantile : float in (0, 1], default=0.99
+        :func:`vpu_prior`'s scale quantile (the classifier's
+        ``scale_quantile``).
+    pooling : float in [0, 1], default=0.5
+        The classifier's ``frequency_pooling``.
+
+    Returns
+    -------
+    prior : numpy.ndarray of shape (n_labels,)
+        Estimated share of positives per label.
+
+    Examples
+    --------
+    >>> z = [[2.0, 0.0], [1.0, 3.0], [-1.0, 1.0], [-2.0, -1.0]]
+    >>> Y = [[1, -1], [-1, 1], [-1, -1], [-1, -1]]
+    >>> vpu_prior(z, Y).round(3)
+    array([0.569, 0.646])
+    >>> pu_class_prior(z, Y).round(3)  # halfway to one shared frequency
+    array([0.588, 0.627])
+    """
+    estimate = vpu_prior(logits, Y, quantile=quantile)
+    if previous_proba is not None:
+        estimate = geometric_mean_prior(source_mean_prior(previous_proba, Y), estimate)
+    return pooled_frequency_prior(Y, estimate, pooling=pooling)
 
 
 def prior_logit_shift(logits, prior, *, margin=1.0):

@@ -13,6 +13,7 @@ from sklearn_dallmi.priors import (
     observed_positive_rate,
     pooled_frequency_prior,
     prior_logit_shift,
+    pu_class_prior,
     source_mean_prior,
     vpu_prior,
 )
@@ -249,6 +250,20 @@ def test_shift_rejects_bad_input():
         prior_logit_shift([[-np.inf]], 0.5)
     with pytest.raises(ValueError, match="non-empty"):
         prior_logit_shift(np.zeros((0, 2)), 0.5)
+
+
+def test_pu_class_prior_composes_vpu_source_mean_and_pooling():
+    z = np.array([[2.0, 0.0], [1.0, 3.0], [-1.0, 1.0], [-2.0, -1.0]])
+    Y = np.array([[1, -1], [-1, 1], [-1, -1], [-1, -1]])
+    before = np.array([[0.9, 0.2], [0.6, 0.8], [0.2, 0.5], [0.1, 0.1]])
+    vpu = vpu_prior(z, Y, quantile=0.9)
+    np.testing.assert_allclose(pu_class_prior(z, Y, quantile=0.9, pooling=0.0), vpu)
+    # Full pooling: prior = n_pos / (c n), c = sum n_pos / sum (n first).
+    c = 2 / (4 * vpu.sum())
+    np.testing.assert_allclose(pu_class_prior(z, Y, quantile=0.9, pooling=1.0), 1 / (c * 4))
+    source_mean = np.where(Y == -1, before, Y == 1).mean(axis=0)  # marks count 1
+    first = np.sqrt(source_mean * vpu)
+    np.testing.assert_allclose(pu_class_prior(z, Y, before, quantile=0.9, pooling=0.0), first)
 
 
 @pytest.mark.parametrize("name", priors.__all__)

@@ -258,7 +258,7 @@ def evidence_pooled_prior(Y, prior, sigma2=0.25):
     return np.clip(np.where(prior > 0, mixed, lower / c), lower, upper)
 
 
-def mixed_frequency(cell, seed=0):
+def mixed_frequency(Y_partial, Y_true, seed=0):
     """Partial labels where every other label (by frequency) keeps a fifth of its positives.
 
     Labels then differ fivefold in the share of positives observed, which
@@ -266,9 +266,9 @@ def mixed_frequency(cell, seed=0):
     trained on the cell's own partial labels: only the estimators see the
     thinned labels, a test of the estimators, not of training.
     """
-    Y = cell["Y_partial"].copy()
+    Y = Y_partial.copy()
     rng = np.random.default_rng(seed)
-    for label in np.argsort(-cell["Y_true"].mean(axis=0))[1::2]:
+    for label in np.argsort(-Y_true.mean(axis=0))[1::2]:
         pos = np.flatnonzero(Y[:, label] == 1)
         keep = max(1, round(pos.size / 5)) if pos.size else 0
         Y[rng.choice(pos, pos.size - keep, replace=False), label] = -1
@@ -297,7 +297,7 @@ def score(cell, prior):
 def table(cells, names=None, thin=False):
     rows = {}
     for key, cell in cells.items():
-        Y = mixed_frequency(cell) if thin else None
+        Y = mixed_frequency(cell["Y_partial"], cell["Y_true"]) if thin else None
         for name, prior in estimators(cell, Y).items():
             if names is None or name in names:
                 rows.setdefault(name, {})[key] = score(cell, prior)
@@ -334,7 +334,7 @@ def scaled(cells, name="half-pooled: geo", factors=(0.75, 1.0, 1.25, 1.5, 2.0)):
     lines = [f"{name} times a factor: mean maF1 / miF1 over the two pairs"]
     for keep in KEEPS:
         for thin in (False, True):
-            cases = [(cell, estimators(cell, mixed_frequency(cell) if thin else None)[name])
+            cases = [(cell, estimators(cell, mixed_frequency(cell["Y_partial"], cell["Y_true"]) if thin else None)[name])
                      for (_, _, k), cell in cells.items() if k == keep]
             parts = []
             for factor in factors:
@@ -358,7 +358,7 @@ def ranked_by_count(cells, ks=(1, 5, 10, 20, 40)):
                 for (_, _, kk), cell in cells.items():
                     if kk != keep:
                         continue
-                    Y = mixed_frequency(cell) if thin else cell["Y_partial"]
+                    Y = mixed_frequency(cell["Y_partial"], cell["Y_true"]) if thin else cell["Y_partial"]
                     rule = estimators(cell, Y)["half-pooled: geo"]
                     ranked = ranked_positives_prior(cell["logits"], Y, rule)
                     res.append(score(cell, np.where((Y == 1).sum(axis=0) >= k, ranked, rule))[2:])
@@ -435,7 +435,7 @@ def thresholds(cells):
             for (_, _, k), cell in cells.items():
                 if k != keep:
                     continue
-                Y = mixed_frequency(cell) if thin else cell["Y_partial"]
+                Y = mixed_frequency(cell["Y_partial"], cell["Y_true"]) if thin else cell["Y_partial"]
                 today = priors.prior_logit_shift(
                     cell["logits"], estimators(cell, Y)["half-pooled: geo"])
                 scored = cell["n_positives"] > 0

@@ -29,14 +29,17 @@ its *validation* split) and changes nothing in the package::
 """
 
 import os
+import sys
 
 import numpy as np
 from scipy.special import expit
 from tuning_cells import append_row, parser, tuning_cells
 
 from sklearn_dallmi.benchmark.adaptation import evaluate
-from sklearn_dallmi.priors import (geometric_mean_prior, pooled_frequency_prior,
-                                   prior_logit_shift, source_mean_prior, vpu_prior)
+from sklearn_dallmi.priors import prior_logit_shift, pu_class_prior
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from prior_probe import mixed_frequency  # noqa: E402  (docs/benchmark, the stress test)
 
 POOLINGS = (0.5, 0.75, 1.0)
 
@@ -45,21 +48,9 @@ def rule_prior(clf, logits, before, Y, pooling):
     """The classifier's class priors of a continued fit, its labels ``Y``, pooled ``pooling``."""
     prior = clf.class_prior_.copy()
     cols = clf.pu_labels_ & (Y == 1).any(axis=0)
-    estimate = vpu_prior(logits[:, cols], Y[:, cols], quantile=clf.scale_quantile)
-    estimate = geometric_mean_prior(source_mean_prior(before[:, cols], Y[:, cols]), estimate)
-    prior[cols] = pooled_frequency_prior(Y[:, cols], estimate, pooling=pooling)
+    prior[cols] = pu_class_prior(logits[:, cols], Y[:, cols], before[:, cols],
+                                 quantile=clf.scale_quantile, pooling=pooling)
     return prior
-
-
-def thinned(Y, Y_true, seed=0):
-    """``Y`` with every other label (by frequency) down to a fifth of its marks (at least one)."""
-    Y = Y.copy()
-    rng = np.random.default_rng(seed)
-    for label in np.argsort(-Y_true.mean(axis=0))[1::2]:
-        marked = np.flatnonzero(Y[:, label] == 1)
-        keep = max(1, round(marked.size / 5)) if marked.size else 0
-        Y[rng.choice(marked, marked.size - keep, replace=False), label] = -1
-    return Y
 
 
 def main():
@@ -74,7 +65,7 @@ def main():
         true_rate = cell.Y_target.mean(axis=0)
         before = expit(cell.source_model.decision_function(cell.X_target)
                        + cell.source_model.proba_shift_)
-        stressed = thinned(cell.Y_partial, cell.Y_target, cell.seed)
+        stressed = mixed_frequency(cell.Y_partial, cell.Y_target, cell.seed)
         row = {"pair": cell.pair, "keep": cell.keep, "seed": cell.seed,
                "predict_macro_f1": round(evaluate(cell.Y_valid, valid,
                                                   clf.predict(cell.X_valid))["macro_f1"], 4),
